@@ -77,7 +77,8 @@ export class AbortedError extends NsboxError {
 
 /** Formats an error the way the CLI prints it (message, then hint). */
 export function formatError(err: unknown): string {
-  if (err instanceof NsboxError) return err.hint ? `nsbox: ${err.message}\n  hint: ${err.hint}` : `nsbox: ${err.message}`;
+  // One line: what went wrong, then what to do about it.
+  if (err instanceof NsboxError) return err.hint ? `nsbox: ${err.message} (${err.hint})` : `nsbox: ${err.message}`;
   const e = err as Error;
   return `nsbox: internal error: ${e?.message ?? String(err)} (rerun with --debug for details)`;
 }

@@ -1,0 +1,62 @@
+#!/usr/bin/env node
+/**
+ * nsbox CLI entry: picks the command from argv and lazy-imports only it, so
+ * `nsbox run` loads no bootstrap, prompt or task-list code.
+ */
+import { writeSync } from 'node:fs';
+import { formatError, NsboxError } from '../errors.js';
+
+const COMMANDS: Record<string, () => Promise<{ main(argv: string[]): Promise<number> }>> = {
+  run: () => import('./run.js'),
+};
+
+const HELP = `Usage: nsbox COMMAND [OPTIONS]
+
+Build distribution trees and run them in Linux namespaces.
+
+Commands:
+  bootstrap DISTRO|RECIPE DIR   build a Debian or Fedora tree (nsbox bootstrap --help)
+  run [OPTIONS] [COMMAND]       run a command in a tree, or boot it with -b (nsbox run --help)
+  list [--json]                 list running machines
+  stop NAME                     power off (booted) or terminate a machine
+  shell NAME                    open a login shell in a running machine
+  exec NAME -- COMMAND          run a command in a running machine
+  activate --listen PORT ...    boot a tree on the first connection to a port
+  unit NAME -D DIR ...          print systemd units that run a tree as a service
+
+Options:
+  -h, --help                    show help (also: nsbox COMMAND --help)
+  --version                     show the version
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (!cmd || cmd === '-h' || cmd === '--help' || cmd === 'help') {
+    if (cmd === 'help' && rest[0]) return main([rest[0], '--help']);
+    writeSync(1, HELP);
+    return 0;
+  }
+  if (cmd === '--version') {
+    const { readFileSync } = await import('node:fs');
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url).pathname.replace('/dist/../', '/'), 'utf8'));
+    writeSync(1, `nsbox ${pkg.version}\n`);
+    return 0;
+  }
+  const load = COMMANDS[cmd];
+  if (!load) {
+    writeSync(2, `nsbox: unknown command \`${cmd}\`\n  hint: see \`nsbox --help\`\n`);
+    return 2;
+  }
+  const mod = await load();
+  return mod.main(cmd === 'list' || cmd === 'stop' || cmd === 'shell' || cmd === 'exec' ? argv : rest);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => { process.exitCode = code; },
+  (err) => {
+    const debug = process.argv.includes('--debug') || !!process.env.NSBOX_DEBUG;
+    writeSync(2, formatError(err) + '\n');
+    if (debug && err instanceof Error) writeSync(2, `${err.stack}\n`);
+    process.exitCode = err instanceof NsboxError ? err.exitCode : 1;
+  },
+);

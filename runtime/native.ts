@@ -1,0 +1,90 @@
+/**
+ * The native helper (runtime/native/spawn.c) through koffi. koffi's own
+ * entry point costs ~15 ms at start-up (it probes the node binary); the run
+ * path loads its prebuilt addon directly when it can, and falls back to the
+ * package entry otherwise.
+ */
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { SetupError } from '../errors.js';
+
+type Koffi = typeof import('koffi');
+const require = createRequire(import.meta.url);
+
+function loadKoffi(): Koffi {
+  const triplet = `${process.platform}_${process.arch}`;
+  try {
+    const addon = require.resolve(`@koromix/koffi-${process.platform}-${process.arch}/${triplet}/koffi.node`);
+    const mod = { exports: {} as Koffi };
+    process.dlopen(mod, addon);
+    if (typeof (mod.exports as { load?: unknown }).load === 'function') return mod.exports;
+  } catch { /* fall back to the package entry */ }
+  return require('koffi') as Koffi;
+}
+
+/** Finds build/libnsbox.so from both the sources (tsx) and dist/. */
+function libraryPath(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 4; i++) {
+    const candidate = join(dir, 'runtime/native/build/libnsbox.so');
+    if (existsSync(candidate)) return candidate;
+    const here = join(dir, 'native/build/libnsbox.so');
+    if (existsSync(here)) return here;
+    dir = dirname(dir);
+  }
+  throw new SetupError('the native helper is not built (runtime/native/build/libnsbox.so is missing)', { hint: 'run `npm ci` (or `make -C runtime/native`) in the nsbox checkout' });
+}
+
+export interface Native {
+  spawn(plan: Buffer): { pid: number; notifyFd: number } | { error: string; code: number };
+  openpty(): { fd: number; path: string };
+  setWinsize(fd: number, rows: number, cols: number): void;
+  devicePolicy(cgroupDir: string, rules: [number, number, number, number][]): string | undefined;
+  guard(entries: string[]): number;
+}
+
+let cached: Native | undefined;
+
+/** Loads the helper once. */
+export function native(): Native {
+  if (cached) return cached;
+  const koffi = loadKoffi();
+  const lib = koffi.load(libraryPath());
+  const spawn = lib.func('int nsbox_spawn(const uint8_t *plan, int len, _Out_ uint8_t *err, int errlen, _Out_ int *notify)');
+  const openpty = lib.func('int nsbox_openpty(_Out_ uint8_t *name, int len)');
+  const winsize = lib.func('int nsbox_set_winsize(int fd, int rows, int cols)');
+  const policy = lib.func('int nsbox_device_policy(const char *dir, const int *rules, int n, _Out_ uint8_t *err, int errlen)');
+  const guard = lib.func('int nsbox_guard(const uint8_t *paths, int len)');
+  const cstr = (b: Buffer) => b.subarray(0, Math.max(0, b.indexOf(0))).toString();
+  cached = {
+    spawn(plan) {
+      const err = Buffer.alloc(2048);
+      const notify = [0];
+      const r = spawn(plan, plan.length, err, err.length, notify) as number;
+      if (r > 0) return { pid: r, notifyFd: notify[0] };
+      return { error: cstr(err) || 'the container failed to start', code: -r };
+    },
+    openpty() {
+      const name = Buffer.alloc(128);
+      const fd = openpty(name, name.length) as number;
+      if (fd < 0) throw new SetupError(`cannot allocate a pseudo terminal: errno ${-fd}`);
+      return { fd, path: cstr(name) };
+    },
+    setWinsize(fd, rows, cols) { winsize(fd, rows, cols); },
+    devicePolicy(dir, rules) {
+      const err = Buffer.alloc(512);
+      const flat = new Int32Array(rules.flat());
+      const r = policy(dir, flat, rules.length, err, err.length) as number;
+      return r < 0 ? cstr(err) : undefined;
+    },
+    guard(entries) {
+      const buf = Buffer.from(entries.join('\0') + '\0');
+      const fd = guard(buf, buf.length) as number;
+      if (fd < 0) throw new SetupError(`cannot start the cleanup guard: errno ${-fd}`);
+      return fd;
+    },
+  };
+  return cached;
+}

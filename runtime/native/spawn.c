@@ -1,0 +1,1055 @@
+/*
+ * nsbox native helper: the only C in nsbox.
+ *
+ * Node is multithreaded, so namespaces cannot be entered from JavaScript
+ * (see shared/DESIGN.md). TypeScript computes a container plan as plain data
+ * and serializes it to a flat list of NUL-terminated strings; this file
+ * parses that list in the parent (malloc is fine there), clone()s a child
+ * into new namespaces, and the child walks the parsed ops with
+ * async-signal-safe calls only, then execs. It has no policy of its own: it
+ * accepts a fixed set of op kinds and rejects anything else.
+ *
+ * Failures in the child are reported over a close-on-exec pipe as
+ * "<exit code>\0<message>" so TypeScript prints one line such as
+ * "cannot bind-mount `/srv/x` on `/data`: No such file or directory".
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/bpf.h>
+#include <linux/capability.h>
+#include <linux/openat2.h>
+#include <net/if.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+#define MAX_OPS 256
+#define MAX_STRS 4096
+#define STACK_SIZE (256 * 1024)
+
+/* Bind flags shared with runtime/wire.ts. */
+enum { BIND_RO = 1, BIND_REC = 2, BIND_OPTIONAL = 4, BIND_NOSUID = 8, BIND_NODEV = 16, BIND_NOEXEC = 32 };
+
+enum op_kind { OP_MOUNT, OP_BIND, OP_MKDIR, OP_SYMLINK, OP_MKNOD, OP_MASK, OP_READONLY, OP_WRITE };
+
+struct op {
+  enum op_kind kind;
+  const char *a, *b, *c, *d, *e;
+  unsigned long n;
+};
+
+struct plan {
+  /* namespaces and placement */
+  int clone_flags;
+  int cgroupns;
+  const char *cgroup; /* cgroup2 directory the child is moved into before it unshares its cgroup namespace */
+  pid_t join;         /* enter the namespaces of this pid instead of creating new ones */
+  /* file system */
+  const char *tree;
+  int root_readonly;
+  struct op ops[MAX_OPS];
+  int nops;
+  /* process */
+  const char *hostname;
+  int set_caps;
+  uint64_t caps;
+  int has_user;
+  uid_t uid;
+  gid_t gid;
+  gid_t groups[64];
+  int ngroups;
+  const char *chdir;
+  const char *console; /* host path of a pty slave, or NULL for pipe mode */
+  int netlo;
+  int listen_fds[32];
+  int nlisten;
+  int die_with_parent;
+  const char *argv[MAX_STRS];
+  int argc;
+  const char *envp[MAX_STRS];
+  int envc;
+  /* runtime, child side */
+  int errfd;
+  int gofd;
+  int console_fd;
+};
+
+/* ---------- error reporting (child side, async-signal-safe) ---------- */
+
+static size_t s_len(const char *s) { size_t n = 0; while (s[n]) n++; return n; }
+
+static char *s_append(char *p, char *end, const char *s) {
+  while (*s && p < end) *p++ = *s++;
+  return p;
+}
+
+/* Writes "<code>\0<what>: <strerror(err)>" to the error pipe and exits. */
+static void __attribute__((noreturn)) die_child(struct plan *p, int code, int err, const char *what) {
+  char buf[2048];
+  char *q = buf, *end = buf + sizeof buf - 1;
+  char num[8];
+  int i = 0, c = code;
+  do { num[i++] = (char)('0' + c % 10); c /= 10; } while (c && i < 7);
+  while (i) *q++ = num[--i];
+  *q++ = 0;
+  q = s_append(q, end, what);
+  if (err) {
+    q = s_append(q, end, ": ");
+    q = s_append(q, end, strerror(err));
+  }
+  if (p->errfd >= 0) {
+    ssize_t r = write(p->errfd, buf, (size_t)(q - buf));
+    (void)r;
+  }
+  _exit(code);
+}
+
+/* Formats "cannot <verb> `a`<mid>`b`" into buf. */
+static const char *fmt2(char *buf, size_t size, const char *verb, const char *a, const char *mid, const char *b) {
+  char *q = buf, *end = buf + size - 1;
+  q = s_append(q, end, "cannot ");
+  q = s_append(q, end, verb);
+  q = s_append(q, end, " `");
+  q = s_append(q, end, a);
+  q = s_append(q, end, "`");
+  if (b) {
+    q = s_append(q, end, mid);
+    q = s_append(q, end, "`");
+    q = s_append(q, end, b);
+    q = s_append(q, end, "`");
+  }
+  *q = 0;
+  return buf;
+}
+
+/* ---------- plan parsing (parent side) ---------- */
+
+static int parse_u64(const char *s, uint64_t *out, int base) {
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(s, &end, base);
+  if (errno || *end || end == s) return -1;
+  *out = v;
+  return 0;
+}
+
+/* The plan is "key\0value\0…" records; ops carry a fixed number of fields. */
+static int parse_plan(const char *buf, int len, struct plan *p, char *err, int errlen) {
+  const char *strs[MAX_STRS * 2];
+  int n = 0;
+  const char *q = buf, *end = buf + len;
+  memset(p, 0, sizeof *p);
+  p->errfd = p->gofd = p->console_fd = -1;
+  while (q < end) {
+    if (n >= (int)(sizeof strs / sizeof strs[0])) { snprintf(err, errlen, "plan too large"); return -1; }
+    strs[n++] = q;
+    q += strlen(q) + 1;
+  }
+#define NEED(k) do { if (i + (k) >= n) { snprintf(err, errlen, "plan: `%s` needs %d fields", key, k); return -1; } } while (0)
+  for (int i = 0; i < n;) {
+    const char *key = strs[i];
+    uint64_t v = 0;
+    if (!strcmp(key, "clone")) { NEED(1); if (parse_u64(strs[i + 1], &v, 10)) goto bad; p->clone_flags = (int)v; i += 2; }
+    else if (!strcmp(key, "cgroupns")) { p->cgroupns = 1; i += 1; }
+    else if (!strcmp(key, "cgroup")) { NEED(1); p->cgroup = strs[i + 1]; i += 2; }
+    else if (!strcmp(key, "join")) { NEED(1); if (parse_u64(strs[i + 1], &v, 10)) goto bad; p->join = (pid_t)v; i += 2; }
+    else if (!strcmp(key, "tree")) { NEED(1); p->tree = strs[i + 1]; i += 2; }
+    else if (!strcmp(key, "root-ro")) { p->root_readonly = 1; i += 1; }
+    else if (!strcmp(key, "hostname")) { NEED(1); p->hostname = strs[i + 1]; i += 2; }
+    else if (!strcmp(key, "caps")) { NEED(1); if (parse_u64(strs[i + 1], &v, 16)) goto bad; p->caps = v; p->set_caps = 1; i += 2; }
+    else if (!strcmp(key, "user")) {
+      NEED(3);
+      uint64_t u, g;
+      if (parse_u64(strs[i + 1], &u, 10) || parse_u64(strs[i + 2], &g, 10)) goto bad;
+      p->has_user = 1; p->uid = (uid_t)u; p->gid = (gid_t)g;
+      const char *s = strs[i + 3];
+      while (*s && p->ngroups < 64) {
+        char *e2;
+        unsigned long gg = strtoul(s, &e2, 10);
+        if (e2 == s) goto bad;
+        p->groups[p->ngroups++] = (gid_t)gg;
+        s = *e2 == ',' ? e2 + 1 : e2;
+      }
+      i += 4;
+    }
+    else if (!strcmp(key, "chdir")) { NEED(1); p->chdir = strs[i + 1]; i += 2; }
+    else if (!strcmp(key, "console")) { NEED(1); p->console = strs[i + 1]; i += 2; }
+    else if (!strcmp(key, "netlo")) { p->netlo = 1; i += 1; }
+    else if (!strcmp(key, "pdeathsig")) { p->die_with_parent = 1; i += 1; }
+    else if (!strcmp(key, "listen")) {
+      NEED(1);
+      if (parse_u64(strs[i + 1], &v, 10) || p->nlisten >= 32) goto bad;
+      p->listen_fds[p->nlisten++] = (int)v; i += 2;
+    }
+    else if (!strcmp(key, "arg")) { NEED(1); if (p->argc >= MAX_STRS - 1) goto bad; p->argv[p->argc++] = strs[i + 1]; i += 2; }
+    else if (!strcmp(key, "env")) { NEED(1); if (p->envc >= MAX_STRS - 1) goto bad; p->envp[p->envc++] = strs[i + 1]; i += 2; }
+    else {
+      struct op *o;
+      if (p->nops >= MAX_OPS) { snprintf(err, errlen, "plan: too many mount operations"); return -1; }
+      o = &p->ops[p->nops];
+      if (!strcmp(key, "mount")) { /* mount SOURCE DEST FSTYPE FLAGS DATA */
+        NEED(5); o->kind = OP_MOUNT; o->a = strs[i + 1]; o->b = strs[i + 2]; o->c = strs[i + 3];
+        if (parse_u64(strs[i + 4], &v, 10)) goto bad;
+        o->n = v; o->d = strs[i + 5]; i += 6;
+      } else if (!strcmp(key, "bind")) { /* bind HOSTSRC DEST FLAGS */
+        NEED(3); o->kind = OP_BIND; o->a = strs[i + 1]; o->b = strs[i + 2];
+        if (parse_u64(strs[i + 3], &v, 10)) goto bad;
+        o->n = v; i += 4;
+      } else if (!strcmp(key, "mkdir")) { /* mkdir PATH MODE(octal) */
+        NEED(2); o->kind = OP_MKDIR; o->b = strs[i + 1];
+        if (parse_u64(strs[i + 2], &v, 8)) goto bad;
+        o->n = v; i += 3;
+      } else if (!strcmp(key, "symlink")) { /* symlink TARGET PATH */
+        NEED(2); o->kind = OP_SYMLINK; o->a = strs[i + 1]; o->b = strs[i + 2]; i += 3;
+      } else if (!strcmp(key, "mknod")) { /* mknod PATH MODE(octal, with type) MAJOR:MINOR */
+        NEED(3); o->kind = OP_MKNOD; o->b = strs[i + 1];
+        if (parse_u64(strs[i + 2], &v, 8)) goto bad;
+        o->n = v; o->c = strs[i + 3]; i += 4;
+      } else if (!strcmp(key, "mask")) { /* mask PATH: hide a file or directory if it exists */
+        NEED(1); o->kind = OP_MASK; o->b = strs[i + 1]; i += 2;
+      } else if (!strcmp(key, "readonly")) { /* readonly PATH: bind onto itself read-only, if it exists */
+        NEED(1); o->kind = OP_READONLY; o->b = strs[i + 1]; i += 2;
+      } else if (!strcmp(key, "write")) { /* write PATH MODE(octal) CONTENT */
+        NEED(3); o->kind = OP_WRITE; o->b = strs[i + 1];
+        if (parse_u64(strs[i + 2], &v, 8)) goto bad;
+        o->n = v; o->c = strs[i + 3]; i += 4;
+      } else {
+        snprintf(err, errlen, "plan: unknown operation `%s`", key);
+        return -1;
+      }
+      p->nops++;
+    }
+    continue;
+  bad:
+    snprintf(err, errlen, "plan: bad value for `%s`", key);
+    return -1;
+  }
+#undef NEED
+  p->argv[p->argc] = NULL;
+  p->envp[p->envc] = NULL;
+  if (p->argc == 0) { snprintf(err, errlen, "plan: no command"); return -1; }
+  if (!p->join && !p->tree) { snprintf(err, errlen, "plan: no tree"); return -1; }
+  return 0;
+}
+
+/* ---------- paths inside the tree (child side) ---------- */
+
+static int treefd = -1;
+
+/* Opens PATH (container path) resolved inside the tree: symlinks in the tree
+ * can never lead out of it, the same guarantee nspawn gets from chase(). */
+static int open_in_tree(const char *path, int flags) {
+  struct open_how how;
+  memset(&how, 0, sizeof how);
+  how.flags = (uint64_t)(flags | O_CLOEXEC);
+  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+  while (*path == '/') path++;
+  if (!*path) path = ".";
+  return (int)syscall(SYS_openat2, treefd, path, &how, sizeof how);
+}
+
+/* Splits PATH into a parent fd and the last component (copied into name). */
+static int open_parent(const char *path, char *name, size_t size) {
+  char buf[4096];
+  size_t n = s_len(path);
+  if (n >= sizeof buf) { errno = ENAMETOOLONG; return -1; }
+  memcpy(buf, path, n + 1);
+  while (n > 1 && buf[n - 1] == '/') buf[--n] = 0;
+  char *slash = strrchr(buf, '/');
+  const char *last = slash ? slash + 1 : buf;
+  if (s_len(last) >= size) { errno = ENAMETOOLONG; return -1; }
+  memcpy(name, last, s_len(last) + 1);
+  if (slash) *slash = 0; else buf[0] = 0;
+  return open_in_tree(buf[0] ? buf : "/", O_PATH | O_DIRECTORY);
+}
+
+/* mkdir -p inside the tree. */
+static int mkdir_in_tree(const char *path, mode_t mode) {
+  char buf[4096];
+  size_t n = s_len(path);
+  if (n >= sizeof buf) { errno = ENAMETOOLONG; return -1; }
+  memcpy(buf, path, n + 1);
+  for (size_t i = 1; i <= n; i++) {
+    if (buf[i] != '/' && buf[i] != 0) continue;
+    char saved = buf[i];
+    buf[i] = 0;
+    int fd = open_in_tree(buf, O_PATH | O_DIRECTORY);
+    if (fd >= 0) {
+      close(fd);
+    } else if (errno == ENOENT) {
+      char name[256];
+      int dfd = open_parent(buf, name, sizeof name);
+      if (dfd < 0) return -1;
+      int r = mkdirat(dfd, name, mode);
+      int e = errno;
+      close(dfd);
+      if (r < 0 && e != EEXIST) { errno = e; return -1; }
+    } else {
+      return -1;
+    }
+    buf[i] = saved;
+  }
+  return 0;
+}
+
+/* Creates an empty regular file (a bind target for a file source). */
+static int touch_in_tree(const char *path) {
+  char name[256];
+  int fd = open_in_tree(path, O_PATH);
+  if (fd >= 0) { close(fd); return 0; }
+  if (errno != ENOENT) return -1;
+  char parent[4096];
+  size_t n = s_len(path);
+  if (n >= sizeof parent) { errno = ENAMETOOLONG; return -1; }
+  memcpy(parent, path, n + 1);
+  char *slash = strrchr(parent, '/');
+  if (slash && slash != parent) { *slash = 0; if (mkdir_in_tree(parent, 0755) < 0) return -1; }
+  int dfd = open_parent(path, name, sizeof name);
+  if (dfd < 0) return -1;
+  /* O_EXCL|O_NOFOLLOW: a dangling symlink must not create a file outside the tree */
+  fd = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0644);
+  int e = errno;
+  close(dfd);
+  if (fd < 0) { errno = e; return -1; }
+  close(fd);
+  return 0;
+}
+
+/* "/proc/self/fd/N" for mounting onto an fd opened inside the tree. */
+static void fd_path(char *buf, int fd) {
+  char num[16];
+  int i = 0;
+  do { num[i++] = (char)('0' + fd % 10); fd /= 10; } while (fd);
+  char *q = buf;
+  q = s_append(q, buf + 30, "/proc/self/fd/");
+  while (i) *q++ = num[--i];
+  *q = 0;
+}
+
+static void apply_op(struct plan *p, struct op *o) {
+  char msg[1024], target[32];
+  int fd;
+  switch (o->kind) {
+  case OP_MKDIR:
+    if (mkdir_in_tree(o->b, (mode_t)o->n) < 0) die_child(p, 3, errno, fmt2(msg, sizeof msg, "create directory", o->b, "", NULL));
+    return;
+  case OP_MOUNT:
+    if (mkdir_in_tree(o->b, 0755) < 0) die_child(p, 3, errno, fmt2(msg, sizeof msg, "create mount point", o->b, "", NULL));
+    fd = open_in_tree(o->b, O_PATH | O_DIRECTORY);
+    if (fd < 0) die_child(p, 3, errno, fmt2(msg, sizeof msg, "open mount point", o->b, "", NULL));
+    fd_path(target, fd);
+    if (mount(o->a, target, o->c, o->n, o->d[0] ? o->d : NULL) < 0)
+      die_child(p, 3, errno, fmt2(msg, sizeof msg, "mount", o->c, " on ", o->b));
+    close(fd);
+    return;
+  case OP_BIND: {
+    struct stat st;
+    if (stat(o->a, &st) < 0) {
+      if (o->n & BIND_OPTIONAL) return;
+      die_child(p, 3, errno, fmt2(msg, sizeof msg, "bind-mount", o->a, " on ", o->b));
+    }
+    int r = S_ISDIR(st.st_mode) ? mkdir_in_tree(o->b, 0755) : touch_in_tree(o->b);
+    if (r < 0) die_child(p, 3, errno, fmt2(msg, sizeof msg, "create mount point", o->b, "", NULL));
+    fd = open_in_tree(o->b, O_PATH);
+    if (fd < 0) die_child(p, 3, errno, fmt2(msg, sizeof msg, "open mount point", o->b, "", NULL));
+    fd_path(target, fd);
+    if (mount(o->a, target, NULL, MS_BIND | ((o->n & BIND_REC) ? MS_REC : 0), NULL) < 0)
+      die_child(p, 3, errno, fmt2(msg, sizeof msg, "bind-mount", o->a, " on ", o->b));
+    unsigned long extra = ((o->n & BIND_RO) ? MS_RDONLY : 0) | ((o->n & BIND_NOSUID) ? MS_NOSUID : 0) |
+                          ((o->n & BIND_NODEV) ? MS_NODEV : 0) | ((o->n & BIND_NOEXEC) ? MS_NOEXEC : 0);
+    close(fd);
+    if (extra) {
+      /* Reopen: the fd above points at the mount point below the new mount. */
+      fd = open_in_tree(o->b, O_PATH);
+      if (fd < 0) die_child(p, 3, errno, fmt2(msg, sizeof msg, "open mount point", o->b, "", NULL));
+      fd_path(target, fd);
+      if (mount(NULL, target, NULL, MS_REMOUNT | MS_BIND | extra, NULL) < 0)
+        die_child(p, 3, errno, fmt2(msg, sizeof msg, "remount read-only", o->b, "", NULL));
+      close(fd);
+    }
+    return;
+  }
+  case OP_SYMLINK: {
+    char name[256];
+    int dfd = open_parent(o->b, name, sizeof name);
+    if (dfd < 0 || (symlinkat(o->a, dfd, name) < 0 && errno != EEXIST))
+      die_child(p, 3, errno, fmt2(msg, sizeof msg, "create symlink", o->b, "", NULL));
+    close(dfd);
+    return;
+  }
+  case OP_MKNOD: {
+    char name[256];
+    unsigned maj = 0, mnr = 0;
+    const char *s = o->c;
+    while (*s >= '0' && *s <= '9') maj = maj * 10 + (unsigned)(*s++ - '0');
+    if (*s == ':') s++;
+    while (*s >= '0' && *s <= '9') mnr = mnr * 10 + (unsigned)(*s++ - '0');
+    int dfd = open_parent(o->b, name, sizeof name);
+    if (dfd < 0) die_child(p, 3, errno, fmt2(msg, sizeof msg, "create device node", o->b, "", NULL));
+    if (mknodat(dfd, name, (mode_t)o->n, makedev(maj, mnr)) < 0 && errno != EEXIST)
+      die_child(p, 3, errno, fmt2(msg, sizeof msg, "create device node", o->b, "", NULL));
+    /* mknod honours the umask; device nodes must be exactly the mode asked. */
+    if (fchmodat(dfd, name, (mode_t)o->n & 07777, 0) < 0) { /* best effort */ }
+    close(dfd);
+    return;
+  }
+  case OP_MASK: {
+    struct stat st;
+    fd = open_in_tree(o->b, O_PATH);
+    if (fd < 0) return; /* nothing to hide */
+    if (fstat(fd, &st) < 0) die_child(p, 3, errno, fmt2(msg, sizeof msg, "inspect", o->b, "", NULL));
+    fd_path(target, fd);
+    if (S_ISDIR(st.st_mode)) {
+      if (mount("tmpfs", target, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=000") < 0)
+        die_child(p, 3, errno, fmt2(msg, sizeof msg, "mask", o->b, "", NULL));
+    } else if (mount("/dev/null", target, NULL, MS_BIND, NULL) < 0) {
+      die_child(p, 3, errno, fmt2(msg, sizeof msg, "mask", o->b, "", NULL));
+    }
+    close(fd);
+    return;
+  }
+  case OP_READONLY: {
+    fd = open_in_tree(o->b, O_PATH);
+    if (fd < 0) return;
+    fd_path(target, fd);
+    if (mount(target, target, NULL, MS_BIND | MS_REC, NULL) < 0)
+      die_child(p, 3, errno, fmt2(msg, sizeof msg, "bind-mount", o->b, " on ", o->b));
+    close(fd);
+    fd = open_in_tree(o->b, O_PATH);
+    if (fd < 0) die_child(p, 3, errno, fmt2(msg, sizeof msg, "open", o->b, "", NULL));
+    fd_path(target, fd);
+    if (mount(NULL, target, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+      die_child(p, 3, errno, fmt2(msg, sizeof msg, "remount read-only", o->b, "", NULL));
+    close(fd);
+    return;
+  }
+  case OP_WRITE: {
+    char name[256];
+    int dfd = open_parent(o->b, name, sizeof name);
+    if (dfd < 0) die_child(p, 3, errno, fmt2(msg, sizeof msg, "write", o->b, "", NULL));
+    fd = openat(dfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, (mode_t)o->n);
+    if (fd < 0) die_child(p, 3, errno, fmt2(msg, sizeof msg, "write", o->b, "", NULL));
+    size_t len = s_len(o->c), off = 0;
+    while (off < len) {
+      ssize_t w = write(fd, o->c + off, len - off);
+      if (w < 0) { if (errno == EINTR) continue; die_child(p, 3, errno, fmt2(msg, sizeof msg, "write", o->b, "", NULL)); }
+      off += (size_t)w;
+    }
+    if (fchmod(fd, (mode_t)o->n) < 0) { /* best effort */ }
+    close(fd);
+    close(dfd);
+    return;
+  }
+  }
+}
+
+/* ---------- process setup (child side) ---------- */
+
+static void switch_root(struct plan *p) {
+  char msg[1024];
+  if (chdir(p->tree) < 0) die_child(p, 3, errno, fmt2(msg, sizeof msg, "enter", p->tree, "", NULL));
+  /* pivot_root(".", ".") stacks the old root on top of the new one; detaching
+   * it leaves no path back to the host (runc does the same). */
+  if (syscall(SYS_pivot_root, ".", ".") == 0) {
+    if (umount2(".", MNT_DETACH) < 0) die_child(p, 3, errno, "cannot detach the host's root");
+  } else {
+    /* pivot_root is refused on an initramfs root: move the tree instead. */
+    if (mount(".", "/", NULL, MS_MOVE, NULL) < 0) die_child(p, 3, errno, "cannot move the tree onto /");
+    if (chroot(".") < 0) die_child(p, 3, errno, "cannot chroot into the tree");
+  }
+  if (chdir("/") < 0) die_child(p, 3, errno, "cannot enter /");
+}
+
+static void bring_up_lo(struct plan *p) {
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  struct ifreq ifr;
+  if (s < 0) die_child(p, 3, errno, "cannot open a socket to configure lo");
+  memset(&ifr, 0, sizeof ifr);
+  memcpy(ifr.ifr_name, "lo", 3);
+  if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0) die_child(p, 3, errno, "cannot read the flags of lo");
+  ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+  if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0) die_child(p, 3, errno, "cannot bring up lo");
+  close(s);
+}
+
+static void set_capabilities(struct plan *p) {
+  /* Bounding set first (needs CAP_SETPCAP), then the process sets. */
+  for (int cap = 0; cap < 64; cap++) {
+    if (p->caps & (1ULL << cap)) continue;
+    if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0) {
+      if (errno == EINVAL) break; /* past the kernel's last capability */
+      die_child(p, 3, errno, "cannot drop a capability from the bounding set");
+    }
+  }
+  if (p->has_user && p->uid != 0) return; /* exec as non-root clears them anyway */
+  struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+  struct __user_cap_data_struct data[2];
+  memset(data, 0, sizeof data);
+  data[0].effective = data[0].permitted = data[0].inheritable = (uint32_t)p->caps;
+  data[1].effective = data[1].permitted = data[1].inheritable = (uint32_t)(p->caps >> 32);
+  if (syscall(SYS_capset, &hdr, data) < 0) die_child(p, 3, errno, "cannot set capabilities");
+}
+
+static void set_user(struct plan *p) {
+  if (!p->has_user) return;
+  if (setgroups((size_t)p->ngroups, p->groups) < 0) die_child(p, 3, errno, "cannot set supplementary groups");
+  if (setresgid(p->gid, p->gid, p->gid) < 0) die_child(p, 3, errno, "cannot set the group id");
+  if (setresuid(p->uid, p->uid, p->uid) < 0) die_child(p, 3, errno, "cannot set the user id");
+}
+
+/* Moves the listen fds to 3, 4, … and the console onto 0–2; everything else
+ * becomes close-on-exec (Node opens its fds 0–2 close-on-exec: DESIGN.md). */
+static void arrange_fds(struct plan *p) {
+  int n = p->nlisten;
+  /* First copy listen fds above every target so dup2 cannot clobber one. */
+  for (int i = 0; i < n; i++) {
+    int nfd = fcntl(p->listen_fds[i], F_DUPFD_CLOEXEC, 3 + n + 64);
+    if (nfd < 0) die_child(p, 3, errno, "cannot pass a listening socket");
+    p->listen_fds[i] = nfd;
+  }
+  if (p->errfd < 3 + n + 64) {
+    int nfd = fcntl(p->errfd, F_DUPFD_CLOEXEC, 3 + n + 64);
+    if (nfd >= 0) p->errfd = nfd;
+  }
+  for (int i = 0; i < n; i++)
+    if (dup2(p->listen_fds[i], 3 + i) < 0) die_child(p, 3, errno, "cannot pass a listening socket");
+  if (p->console_fd >= 0) {
+    for (int i = 0; i < 3; i++)
+      if (dup2(p->console_fd, i) < 0) die_child(p, 3, errno, "cannot attach the console");
+  } else {
+    for (int i = 0; i < 3; i++) {
+      fcntl(i, F_SETFD, 0);
+      int fl = fcntl(i, F_GETFL);
+      if (fl >= 0 && (fl & O_NONBLOCK)) fcntl(i, F_SETFL, fl & ~O_NONBLOCK);
+    }
+  }
+  if (syscall(SYS_close_range, 3 + n, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
+    for (int fd = 3 + n; fd < 1024; fd++)
+      if (fd != p->errfd) fcntl(fd, F_SETFD, FD_CLOEXEC);
+  }
+}
+
+static const char *getenv_plan(struct plan *p, const char *name) {
+  size_t n = s_len(name);
+  for (int i = 0; i < p->envc; i++)
+    if (!strncmp(p->envp[i], name, n) && p->envp[i][n] == '=') return p->envp[i] + n + 1;
+  return NULL;
+}
+
+static void __attribute__((noreturn)) exec_command(struct plan *p) {
+  char msg[1024];
+  const char *cmd = p->argv[0];
+  if (strchr(cmd, '/')) {
+    execve(cmd, (char *const *)p->argv, (char *const *)p->envp);
+    int e = errno;
+    die_child(p, e == ENOENT ? 127 : 126, e, fmt2(msg, sizeof msg, "execute", cmd, "", NULL));
+  }
+  const char *path = getenv_plan(p, "PATH");
+  if (!path) path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  int saw_eacces = 0;
+  while (*path) {
+    char buf[4096];
+    const char *colon = strchr(path, ':');
+    size_t dl = colon ? (size_t)(colon - path) : s_len(path);
+    if (dl + s_len(cmd) + 2 < sizeof buf) {
+      memcpy(buf, path, dl);
+      buf[dl] = '/';
+      memcpy(buf + dl + 1, cmd, s_len(cmd) + 1);
+      execve(buf, (char *const *)p->argv, (char *const *)p->envp);
+      if (errno == EACCES) saw_eacces = 1;
+      else if (errno != ENOENT && errno != ENOTDIR) die_child(p, 126, errno, fmt2(msg, sizeof msg, "execute", buf, "", NULL));
+    }
+    if (!colon) break;
+    path = colon + 1;
+  }
+  if (saw_eacces) die_child(p, 126, EACCES, fmt2(msg, sizeof msg, "execute", cmd, "", NULL));
+  char *q = (char *)fmt2(msg, sizeof msg, "find", cmd, "", NULL);
+  s_append(q + s_len(q), msg + sizeof msg - 1, " in the container's PATH")[0] = 0;
+  die_child(p, 127, 0, msg);
+}
+
+/* Everything after the namespaces exist: shared by new containers and by
+ * processes joining a running one. */
+static void __attribute__((noreturn)) finish_and_exec(struct plan *p) {
+  char msg[1024];
+  if (setsid() < 0) die_child(p, 3, errno, "cannot start a session");
+  if (p->console_fd >= 0 && ioctl(p->console_fd, TIOCSCTTY, 0) < 0) die_child(p, 3, errno, "cannot make the console the controlling terminal");
+  arrange_fds(p);
+  if (p->set_caps) set_capabilities(p);
+  set_user(p);
+  if (p->chdir && chdir(p->chdir) < 0) die_child(p, 3, errno, fmt2(msg, sizeof msg, "change directory to", p->chdir, "", NULL));
+  if (p->has_user && p->uid != 0 && p->set_caps) { /* non-root: nothing to keep */ }
+  signal(SIGPIPE, SIG_DFL);
+  exec_command(p);
+}
+
+static int child_main(void *arg) {
+  struct plan *p = arg;
+  char msg[1024], c;
+  sigset_t all;
+  if (p->die_with_parent) prctl(PR_SET_PDEATHSIG, SIGKILL);
+  /* Wait until the parent placed us in our cgroup (or died: EOF). */
+  while (read(p->gofd, &c, 1) < 0 && errno == EINTR) {}
+  close(p->gofd);
+  if (c != 'g') _exit(3);
+  /* Signals blocked by Node's threads must not stay blocked in the container. */
+  sigemptyset(&all);
+  sigprocmask(SIG_SETMASK, &all, NULL);
+  for (int s = 1; s < NSIG; s++) if (s != SIGKILL && s != SIGSTOP) signal(s, SIG_DFL);
+
+  if (p->console && (p->console_fd = open(p->console, O_RDWR | O_NOCTTY | O_CLOEXEC)) < 0)
+    die_child(p, 3, errno, fmt2(msg, sizeof msg, "open the console", p->console, "", NULL));
+  if (p->cgroupns && unshare(CLONE_NEWCGROUP) < 0) die_child(p, 3, errno, "cannot create a cgroup namespace");
+  if (p->hostname && sethostname(p->hostname, s_len(p->hostname)) < 0) die_child(p, 3, errno, "cannot set the hostname");
+  if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0) die_child(p, 3, errno, "cannot make the mounts private");
+  if (mount(p->tree, p->tree, NULL, MS_BIND | MS_REC, NULL) < 0) die_child(p, 3, errno, fmt2(msg, sizeof msg, "bind-mount the tree", p->tree, "", NULL));
+  treefd = open(p->tree, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (treefd < 0) die_child(p, 3, errno, fmt2(msg, sizeof msg, "open the tree", p->tree, "", NULL));
+  for (int i = 0; i < p->nops; i++) apply_op(p, &p->ops[i]);
+  if (p->root_readonly && mount(NULL, p->tree, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0)
+    die_child(p, 3, errno, "cannot make the tree read-only");
+  close(treefd);
+  switch_root(p);
+  if (p->netlo) bring_up_lo(p);
+  finish_and_exec(p);
+}
+
+/* ---------- joining a running container (child side) ---------- */
+
+static int join_main(void *arg) {
+  struct plan *p = arg;
+  static const struct { const char *name; int flag; } nss[] = {
+    { "cgroup", CLONE_NEWCGROUP }, { "ipc", CLONE_NEWIPC }, { "uts", CLONE_NEWUTS },
+    { "net", CLONE_NEWNET }, { "pid", CLONE_NEWPID }, { "mnt", CLONE_NEWNS },
+  };
+  int fds[6];
+  char path[64], msg[1024], c;
+  if (p->die_with_parent) prctl(PR_SET_PDEATHSIG, SIGKILL);
+  while (read(p->gofd, &c, 1) < 0 && errno == EINTR) {}
+  close(p->gofd);
+  if (c != 'g') _exit(3);
+  sigset_t all;
+  sigemptyset(&all);
+  sigprocmask(SIG_SETMASK, &all, NULL);
+  for (int s = 1; s < NSIG; s++) if (s != SIGKILL && s != SIGSTOP) signal(s, SIG_DFL);
+  if (p->console && (p->console_fd = open(p->console, O_RDWR | O_NOCTTY | O_CLOEXEC)) < 0)
+    die_child(p, 3, errno, fmt2(msg, sizeof msg, "open the console", p->console, "", NULL));
+  /* Open every namespace first: after joining the mount namespace the
+   * host's /proc is no longer reachable. */
+  for (int i = 0; i < 6; i++) {
+    snprintf(path, sizeof path, "/proc/%d/ns/%s", (int)p->join, nss[i].name);
+    fds[i] = open(path, O_RDONLY | O_CLOEXEC);
+    if (fds[i] < 0) die_child(p, 3, errno, fmt2(msg, sizeof msg, "open namespace", path, "", NULL));
+  }
+  for (int i = 0; i < 6; i++) {
+    if (setns(fds[i], nss[i].flag) < 0 && errno != EINVAL)
+      die_child(p, 3, errno, fmt2(msg, sizeof msg, "join namespace", nss[i].name, "", NULL));
+    close(fds[i]);
+  }
+  /* A new pid namespace applies to children only: fork once more. */
+  pid_t pid = fork();
+  if (pid < 0) die_child(p, 3, errno, "cannot fork into the container");
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (chdir("/") < 0) die_child(p, 3, errno, "cannot enter /");
+    finish_and_exec(p);
+  }
+  close(p->errfd);
+  p->errfd = -1;
+  if (p->console_fd >= 0) close(p->console_fd);
+  /* Relay the stop signals the supervisor sends to this intermediate. */
+  int status;
+  for (;;) {
+    pid_t r = waitpid(pid, &status, 0);
+    if (r == pid) break;
+    if (r < 0 && errno != EINTR) _exit(3);
+  }
+  if (WIFEXITED(status)) _exit(WEXITSTATUS(status));
+  _exit(128 + WTERMSIG(status));
+}
+
+/* ---------- the exported API (parent side, called through koffi) ---------- */
+
+struct waiter { pid_t pid; int fd; };
+
+static void *wait_thread(void *arg) {
+  struct waiter w = *(struct waiter *)arg;
+  free(arg);
+  int status = 0;
+  for (;;) {
+    pid_t r = waitpid(w.pid, &status, __WALL);
+    if (r == w.pid) break;
+    if (r < 0 && errno != EINTR) { status = -1; break; }
+  }
+  int32_t out = status;
+  ssize_t wr = write(w.fd, &out, sizeof out);
+  (void)wr;
+  close(w.fd);
+  return NULL;
+}
+
+/* Reads the child's report: returns 0 if it exec'd, else its exit code with
+ * the message copied to err. */
+static int read_report(int fd, char *err, int errlen) {
+  char buf[2048];
+  size_t got = 0;
+  for (;;) {
+    ssize_t r = read(fd, buf + got, sizeof buf - 1 - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    got += (size_t)r;
+    if (got >= sizeof buf - 1) break;
+  }
+  if (got == 0) return 0;
+  buf[got] = 0;
+  int code = atoi(buf);
+  size_t off = strlen(buf) + 1;
+  snprintf(err, errlen, "%s", off < got ? buf + off : "the container failed to start");
+  return code ? code : 1;
+}
+
+static int write_pid(const char *dir, pid_t pid, char *err, int errlen) {
+  char path[4096], num[32];
+  snprintf(path, sizeof path, "%s/cgroup.procs", dir);
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) { snprintf(err, errlen, "cannot open `%s`: %s", path, strerror(errno)); return -1; }
+  int n = snprintf(num, sizeof num, "%d\n", (int)pid);
+  if (write(fd, num, (size_t)n) != n) { snprintf(err, errlen, "cannot move the container into `%s`: %s", dir, strerror(errno)); close(fd); return -1; }
+  close(fd);
+  return 0;
+}
+
+/*
+ * Starts a container (or joins one, with "join PID" in the plan).
+ * Returns the host pid of the container's first process, and in *notify_fd a
+ * pipe that delivers the 4-byte wait status when it ends. On failure returns
+ * -EXITCODE (127 not found, 126 not executable, 3 setup) with err filled.
+ */
+int nsbox_spawn(const char *planbuf, int planlen, char *err, int errlen, int *notify_fd) {
+  struct plan *p = calloc(1, sizeof *p);
+  int errpipe[2] = { -1, -1 }, gopipe[2] = { -1, -1 }, notify[2] = { -1, -1 };
+  char *stack = NULL;
+  int ret = -1;
+  *notify_fd = -1;
+  err[0] = 0;
+  if (!p) { snprintf(err, errlen, "out of memory"); return -1; }
+  if (parse_plan(planbuf, planlen, p, err, errlen) < 0) { free(p); return -3; }
+  if (pipe2(errpipe, O_CLOEXEC) < 0 || pipe2(gopipe, O_CLOEXEC) < 0 || pipe2(notify, O_CLOEXEC) < 0) {
+    snprintf(err, errlen, "cannot create a pipe: %s", strerror(errno));
+    ret = -3;
+    goto out;
+  }
+  p->errfd = errpipe[1];
+  p->gofd = gopipe[0];
+  stack = mmap(NULL, STACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  if (stack == MAP_FAILED) { stack = NULL; snprintf(err, errlen, "cannot allocate a stack: %s", strerror(errno)); ret = -3; goto out; }
+  int flags = SIGCHLD | (p->join ? 0 : (CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | p->clone_flags));
+  pid_t pid = clone(p->join ? join_main : child_main, stack + STACK_SIZE, flags, p);
+  if (pid < 0) {
+    int e = errno;
+    snprintf(err, errlen, "cannot create the container's namespaces: %s", strerror(e));
+    ret = -3;
+    goto out;
+  }
+  close(errpipe[1]); errpipe[1] = -1;
+  close(gopipe[0]); gopipe[0] = -1;
+  if (p->cgroup && write_pid(p->cgroup, pid, err, errlen) < 0) {
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    ret = -3;
+    goto out;
+  }
+  if (write(gopipe[1], "g", 1) != 1) { /* child gone */ }
+  close(gopipe[1]); gopipe[1] = -1;
+  int code = read_report(errpipe[0], err, errlen);
+  if (code) {
+    waitpid(pid, NULL, 0);
+    ret = -code;
+    goto out;
+  }
+  struct waiter *w = malloc(sizeof *w);
+  pthread_t th;
+  pthread_attr_t attr;
+  w->pid = pid;
+  w->fd = notify[1];
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&attr, 64 * 1024);
+  if (pthread_create(&th, &attr, wait_thread, w) != 0) {
+    free(w);
+    snprintf(err, errlen, "cannot start the wait thread");
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    ret = -3;
+    goto out;
+  }
+  pthread_attr_destroy(&attr);
+  notify[1] = -1;
+  *notify_fd = notify[0];
+  notify[0] = -1;
+  ret = pid;
+out:
+  for (int i = 0; i < 2; i++) {
+    if (errpipe[i] >= 0) close(errpipe[i]);
+    if (gopipe[i] >= 0) close(gopipe[i]);
+    if (notify[i] >= 0) close(notify[i]);
+  }
+  if (stack) munmap(stack, STACK_SIZE);
+  free(p);
+  return ret;
+}
+
+/* Opens a pty master; the slave's path is written to name. */
+int nsbox_openpty(char *name, int len) {
+  int fd = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (fd < 0) return -errno;
+  if (grantpt(fd) < 0 || unlockpt(fd) < 0 || ptsname_r(fd, name, (size_t)len) != 0) {
+    int e = errno;
+    close(fd);
+    return -e;
+  }
+  return fd;
+}
+
+int nsbox_set_winsize(int fd, int rows, int cols) {
+  struct winsize ws;
+  memset(&ws, 0, sizeof ws);
+  ws.ws_row = (unsigned short)rows;
+  ws.ws_col = (unsigned short)cols;
+  return ioctl(fd, TIOCSWINSZ, &ws) < 0 ? -errno : 0;
+}
+
+/* Raw mode for a pty master's line discipline is the slave's business; this
+ * only exists so TypeScript can set a terminal fd raw without a TTY stream. */
+int nsbox_tty_raw(int fd, int raw, char *saved, int savedlen) {
+  struct termios t;
+  if ((size_t)savedlen < sizeof t) return -EINVAL;
+  if (raw) {
+    if (tcgetattr(fd, &t) < 0) return -errno;
+    memcpy(saved, &t, sizeof t);
+    cfmakeraw(&t);
+    if (tcsetattr(fd, TCSANOW, &t) < 0) return -errno;
+  } else {
+    memcpy(&t, saved, sizeof t);
+    if (tcsetattr(fd, TCSANOW, &t) < 0) return -errno;
+  }
+  return 0;
+}
+
+/* ---------- device policy for cgroup2 (BPF_PROG_TYPE_CGROUP_DEVICE) ---------- */
+
+#define INSN(code_, dst, src, off_, imm_) ((struct bpf_insn){ .code = (code_), .dst_reg = (dst), .src_reg = (src), .off = (off_), .imm = (imm_) })
+
+/*
+ * Attaches a device allow-list to a cgroup2 directory. Each rule is
+ * "c MAJOR MINOR ACCESS" with MINOR -1 for any; mknod of any node is allowed
+ * (package scripts create nodes) but opening one needs a rule. This is the
+ * policy nspawn applies through its scope unit; it is what stops a root
+ * container from mknod-ing the host's disk and mounting it.
+ */
+int nsbox_device_policy(const char *cgroup_dir, const int *rules, int nrules, char *err, int errlen) {
+  struct bpf_insn prog[512];
+  int n = 0;
+  /* r2 = access_type; r3 = type = r2 & 0xffff; r2 = access = r2 >> 16; r4 = major; r5 = minor */
+  prog[n++] = INSN(BPF_LDX | BPF_W | BPF_MEM, 2, 1, 0, 0);
+  prog[n++] = INSN(BPF_ALU64 | BPF_MOV | BPF_X, 3, 2, 0, 0);
+  prog[n++] = INSN(BPF_ALU64 | BPF_AND | BPF_K, 3, 0, 0, 0xffff);
+  prog[n++] = INSN(BPF_ALU64 | BPF_RSH | BPF_K, 2, 0, 0, 16);
+  prog[n++] = INSN(BPF_LDX | BPF_W | BPF_MEM, 4, 1, 4, 0);
+  prog[n++] = INSN(BPF_LDX | BPF_W | BPF_MEM, 5, 1, 8, 0);
+  /* mknod alone is always allowed */
+  int allow_jumps[200], nj = 0;
+  allow_jumps[nj++] = n;
+  prog[n++] = INSN(BPF_JMP | BPF_JEQ | BPF_K, 2, 0, 0, BPF_DEVCG_ACC_MKNOD);
+  for (int i = 0; i < nrules && nj < 190; i++) {
+    int type = rules[i * 4], maj = rules[i * 4 + 1], mnr = rules[i * 4 + 2], acc = rules[i * 4 + 3];
+    /* skip this rule unless type, major (and minor) match and access ⊆ acc */
+    int start = n;
+    prog[n++] = INSN(BPF_JMP | BPF_JNE | BPF_K, 3, 0, 0, type);
+    prog[n++] = INSN(BPF_JMP | BPF_JNE | BPF_K, 4, 0, 0, maj);
+    if (mnr >= 0) prog[n++] = INSN(BPF_JMP | BPF_JNE | BPF_K, 5, 0, 0, mnr);
+    /* r0 = access & ~acc; if r0 == 0 allow */
+    prog[n++] = INSN(BPF_ALU64 | BPF_MOV | BPF_X, 0, 2, 0, 0);
+    prog[n++] = INSN(BPF_ALU64 | BPF_AND | BPF_K, 0, 0, 0, ~acc);
+    allow_jumps[nj++] = n;
+    prog[n++] = INSN(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 0, 0);
+    /* patch the skips to jump past this rule */
+    for (int k = start; k < n - 3; k++) prog[k].off = (short)(n - k - 1);
+  }
+  /* deny */
+  prog[n++] = INSN(BPF_ALU64 | BPF_MOV | BPF_K, 0, 0, 0, 0);
+  prog[n++] = INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0);
+  int allow_at = n;
+  prog[n++] = INSN(BPF_ALU64 | BPF_MOV | BPF_K, 0, 0, 0, 1);
+  prog[n++] = INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0);
+  for (int k = 0; k < nj; k++) prog[allow_jumps[k]].off = (short)(allow_at - allow_jumps[k] - 1);
+
+  union bpf_attr attr;
+  memset(&attr, 0, sizeof attr);
+  attr.prog_type = BPF_PROG_TYPE_CGROUP_DEVICE;
+  attr.insns = (uint64_t)(uintptr_t)prog;
+  attr.insn_cnt = (uint32_t)n;
+  attr.license = (uint64_t)(uintptr_t)"GPL";
+  int pfd = (int)syscall(SYS_bpf, BPF_PROG_LOAD, &attr, sizeof attr);
+  if (pfd < 0 && getenv("NSBOX_BPF_DEBUG")) {
+    static char log[1 << 16];
+    int e = errno;
+    attr.log_buf = (uint64_t)(uintptr_t)log;
+    attr.log_size = sizeof log;
+    attr.log_level = 1;
+    if (syscall(SYS_bpf, BPF_PROG_LOAD, &attr, sizeof attr) < 0) fprintf(stderr, "bpf: %s\n%s\n", strerror(errno), log);
+    errno = e;
+  }
+  if (pfd < 0) { snprintf(err, errlen, "cannot load the device policy: %s", strerror(errno)); return -1; }
+  int cfd = open(cgroup_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (cfd < 0) { snprintf(err, errlen, "cannot open `%s`: %s", cgroup_dir, strerror(errno)); close(pfd); return -1; }
+  memset(&attr, 0, sizeof attr);
+  attr.target_fd = (uint32_t)cfd;
+  attr.attach_bpf_fd = (uint32_t)pfd;
+  attr.attach_type = BPF_CGROUP_DEVICE;
+  attr.attach_flags = BPF_F_ALLOW_MULTI;
+  int r = (int)syscall(SYS_bpf, BPF_PROG_ATTACH, &attr, sizeof attr);
+  int e = errno;
+  close(cfd);
+  close(pfd);
+  if (r < 0) { snprintf(err, errlen, "cannot attach the device policy to `%s`: %s", cgroup_dir, strerror(e)); return -1; }
+  return 0;
+}
+
+/* ---------- the guard: cleans up after a supervisor that died ---------- */
+
+static int rmdir_tree(int dirfd, const char *name, int depth) {
+  if (depth > 64) return -1;
+  int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return -1;
+  char buf[8192];
+  for (;;) {
+    long nread = syscall(SYS_getdents64, fd, buf, sizeof buf);
+    if (nread <= 0) break;
+    for (long off = 0; off < nread;) {
+      struct { uint64_t ino; int64_t off; unsigned short reclen; unsigned char type; char name[]; } *d = (void *)(buf + off);
+      if (d->type == DT_DIR && strcmp(d->name, ".") && strcmp(d->name, "..")) rmdir_tree(fd, d->name, depth + 1);
+      off += d->reclen;
+    }
+  }
+  close(fd);
+  return unlinkat(dirfd, name, AT_REMOVEDIR);
+}
+
+static void kill_cgroup(const char *dir) {
+  char path[4096], buf[4096];
+  snprintf(path, sizeof path, "%s/cgroup.kill", dir);
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd >= 0) { ssize_t w = write(fd, "1", 1); (void)w; close(fd); }
+  /* cgroup.kill is per subtree on 5.14+; read procs for older kernels */
+  snprintf(path, sizeof path, "%s/cgroup.procs", dir);
+  fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return;
+  buf[n] = 0;
+  for (char *s = buf; *s;) {
+    long pid = strtol(s, &s, 10);
+    if (pid > 0) kill((pid_t)pid, SIGKILL);
+    while (*s == '\n') s++;
+  }
+}
+
+/*
+ * Forks a small process that waits for EOF on a pipe held only by the
+ * supervisor, then removes the container's cgroup (after killing what is left
+ * in it) and the given files. A supervisor killed with SIGKILL thus leaves
+ * nothing behind. Returns the write end of the pipe (close-on-exec) or -errno.
+ * paths: NUL-separated, each prefixed with 'c' (cgroup dir) or 'f' (file).
+ */
+int nsbox_guard(const char *paths, int len) {
+  int pfd[2];
+  if (pipe2(pfd, O_CLOEXEC) < 0) return -errno;
+  pid_t pid = fork();
+  if (pid < 0) { int e = errno; close(pfd[0]); close(pfd[1]); return -e; }
+  if (pid == 0) {
+    /* Only async-signal-safe calls from here: Node's other threads are gone. */
+    sigset_t all;
+    sigemptyset(&all);
+    sigprocmask(SIG_SETMASK, &all, NULL);
+    for (int s = 1; s < NSIG; s++) if (s != SIGKILL && s != SIGSTOP) signal(s, SIG_IGN);
+    setsid();
+    pid_t again = fork(); /* double fork: reparented, never a zombie of Node */
+    if (again != 0) _exit(0);
+    int keep = pfd[0];
+    for (int fd = 0; fd < 1024; fd++) if (fd != keep) close(fd);
+    int devnull = open("/dev/null", O_RDWR);
+    if (devnull >= 0) { dup2(devnull, 0); dup2(devnull, 1); dup2(devnull, 2); }
+    char c = 0;
+    for (;;) {
+      ssize_t r = read(keep, &c, 1);
+      if (r == 1 && c == 'x') _exit(0); /* the supervisor cleaned up itself */
+      if (r == 0 || (r < 0 && errno != EINTR)) break;
+    }
+    /* The supervisor is gone. */
+    for (int round = 0; round < 100; round++) {
+      int left = 0;
+      for (const char *s = paths; s < paths + len; s += s_len(s) + 1) {
+        if (s[0] == 'c') {
+          char path[4096];
+          kill_cgroup(s + 1);
+          const char *slash = strrchr(s + 1, '/');
+          if (!slash) continue;
+          size_t dl = (size_t)(slash - (s + 1));
+          if (dl >= sizeof path) continue;
+          memcpy(path, s + 1, dl);
+          path[dl] = 0;
+          int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+          if (dfd < 0) continue;
+          if (rmdir_tree(dfd, slash + 1, 0) < 0 && errno != ENOENT) left = 1;
+          close(dfd);
+        } else if (s[0] == 'f') {
+          /* "f<path>\t<token>": remove the file only while it is still ours */
+          char path[4096], buf[4096];
+          const char *tab = strchr(s + 1, '\t');
+          if (!tab || (size_t)(tab - (s + 1)) >= sizeof path) continue;
+          memcpy(path, s + 1, (size_t)(tab - (s + 1)));
+          path[tab - (s + 1)] = 0;
+          int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+          if (fd < 0) continue;
+          ssize_t n = read(fd, buf, sizeof buf - 1);
+          close(fd);
+          if (n <= 0) continue;
+          buf[n] = 0;
+          if (strstr(buf, tab + 1)) unlink(path);
+        }
+      }
+      if (!left) break;
+      usleep(50000);
+    }
+    _exit(0);
+  }
+  close(pfd[0]);
+  int st;
+  waitpid(pid, &st, 0);
+  return pfd[1];
+}

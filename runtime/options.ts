@@ -1,0 +1,193 @@
+/**
+ * One place that turns what a user gave (CLI flags or API fields) into
+ * validated RunOptions. Errors name the option and the value received.
+ */
+import { statSync, realpathSync } from 'node:fs';
+import { basename, isAbsolute, resolve } from 'node:path';
+import { UsageError } from '../errors.js';
+import { DEFAULT_CAPS, parseCapabilities, CAPABILITIES } from './caps.js';
+
+export type ConsoleMode = 'interactive' | 'read-only' | 'passive' | 'pipe';
+export type LinkJournal = 'no' | 'host' | 'guest' | 'try-host' | 'try-guest' | 'auto';
+
+/** What a caller may pass: every field optional, strings as on the command line. */
+export interface RunInput {
+  /** Tree to run (`-D`); default: the current directory. */
+  directory?: string;
+  /** Machine name (`-M`); default: the directory's name. */
+  machine?: string;
+  /** Hostname inside (`--hostname`); default: the machine name. */
+  hostname?: string;
+  /** Boot the tree's init (`-b`). `command` then holds init's arguments. */
+  boot?: boolean;
+  capability?: string[];
+  dropCapability?: string[];
+  privateNetwork?: boolean;
+  /** `SRC[:DST]` specs or objects. */
+  bind?: (string | { source: string; dest?: string })[];
+  bindRo?: (string | { source: string; dest?: string })[];
+  /** `PATH[:OPTS]` specs. */
+  tmpfs?: string[];
+  readOnly?: boolean;
+  /** `VAR=VALUE` entries. */
+  setenv?: string[] | Record<string, string>;
+  user?: string;
+  chdir?: string;
+  console?: ConsoleMode;
+  quiet?: boolean;
+  linkJournal?: LinkJournal;
+  /** Command and arguments (or init arguments with `boot`). */
+  command?: string[];
+  /** Listening sockets to pass as fds 3… (socket activation). */
+  listenFds?: number[];
+  listenFdNames?: string[];
+}
+
+export interface BindSpec { source: string; dest: string; readonly: boolean }
+export interface TmpfsSpec { dest: string; options: string }
+
+/** Validated options: everything resolved, nothing optional that has a default. */
+export interface RunOptions {
+  directory: string;
+  machine: string;
+  hostname: string;
+  boot: boolean;
+  capabilities: bigint;
+  privateNetwork: boolean;
+  binds: BindSpec[];
+  tmpfs: TmpfsSpec[];
+  readOnly: boolean;
+  env: string[];
+  user?: string;
+  chdir?: string;
+  console: ConsoleMode;
+  quiet: boolean;
+  linkJournal: LinkJournal;
+  command: string[];
+  listenFds: number[];
+  listenFdNames: string[];
+}
+
+const CONSOLE_MODES: ConsoleMode[] = ['interactive', 'read-only', 'passive', 'pipe'];
+const LINK_JOURNAL: LinkJournal[] = ['no', 'host', 'guest', 'try-host', 'try-guest', 'auto'];
+const MACHINE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+const HOSTNAME = /^(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*$/;
+
+function parseBind(spec: string | { source: string; dest?: string }, flag: string, readonly: boolean): BindSpec {
+  let source: string, dest: string;
+  if (typeof spec === 'string') {
+    if (!spec || spec.startsWith(':')) throw new UsageError(`malformed ${flag} \`${spec}\``, { hint: `use ${flag} SRC[:DST] with absolute paths` });
+    const parts = spec.split(':');
+    if (parts.length > 3) throw new UsageError(`malformed ${flag} \`${spec}\``, { hint: `use ${flag} SRC[:DST] with absolute paths` });
+    source = parts[0];
+    dest = parts[1] || parts[0];
+    if (parts.length === 3 && !['rbind', 'norbind', ''].includes(parts[2])) {
+      throw new UsageError(`unknown mount option \`${parts[2]}\` in ${flag} \`${spec}\``, { hint: 'options are rbind or norbind' });
+    }
+  } else {
+    source = spec.source;
+    dest = spec.dest ?? spec.source;
+  }
+  if (!isAbsolute(source) || !isAbsolute(dest)) {
+    throw new UsageError(`malformed ${flag} \`${typeof spec === 'string' ? spec : source}\`: paths must be absolute`, { hint: `use ${flag} /host/path[:/container/path]` });
+  }
+  try {
+    statSync(source);
+  } catch {
+    throw new UsageError(`cannot bind \`${source}\` (${flag}): no such file or directory on the host`, { hint: 'create it first or fix the path' });
+  }
+  return { source: resolve(source), dest: resolve(dest), readonly };
+}
+
+function parseTmpfs(spec: string): TmpfsSpec {
+  const i = spec.indexOf(':');
+  const dest = i < 0 ? spec : spec.slice(0, i);
+  const options = i < 0 ? 'mode=0755' : spec.slice(i + 1);
+  if (!isAbsolute(dest)) throw new UsageError(`malformed --tmpfs \`${spec}\`: the path must be absolute`, { hint: 'use --tmpfs /path[:OPTIONS]' });
+  return { dest: resolve(dest), options };
+}
+
+function parseEnv(setenv: RunInput['setenv']): string[] {
+  if (!setenv) return [];
+  const list = Array.isArray(setenv) ? setenv : Object.entries(setenv).map(([k, v]) => `${k}=${v}`);
+  for (const e of list) {
+    const eq = e.indexOf('=');
+    if (eq <= 0 || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(e.slice(0, eq))) {
+      throw new UsageError(`malformed -E \`${e}\``, { hint: 'use -E VAR=VALUE' });
+    }
+  }
+  return list;
+}
+
+/**
+ * Validates a RunInput. `isTTY` says whether stdin and stdout are terminals
+ * (it picks the default console mode, as systemd-nspawn does).
+ *
+ * @example
+ * normalizeRunOptions({ directory: '/srv/deb', command: ['/bin/true'] }, { isTTY: false })
+ */
+export function normalizeRunOptions(input: RunInput, ctx: { isTTY: boolean; cwd?: string }): RunOptions {
+  const directory = resolve(ctx.cwd ?? process.cwd(), input.directory ?? '.');
+  let st;
+  try {
+    st = statSync(directory);
+  } catch {
+    throw new UsageError(`directory \`${directory}\` does not exist`, { hint: 'pass the tree with -D DIR (bootstrap one with `nsbox bootstrap debian DIR`)' });
+  }
+  if (!st.isDirectory()) throw new UsageError(`\`${directory}\` is not a directory`, { hint: 'pass the tree with -D DIR' });
+  const real = realpathSync(directory);
+  if (real === '/') throw new UsageError('refusing to run the host\'s own root directory as a container', { hint: 'pass a distribution tree with -D DIR' });
+
+  const machine = input.machine ?? basename(real).replace(/[^A-Za-z0-9_.-]/g, '-').replace(/^[^A-Za-z0-9]+/, '') ?? 'nsbox';
+  if (!MACHINE_NAME.test(machine)) {
+    throw new UsageError(`invalid machine name \`${machine}\``, { hint: 'use -M NAME with letters, digits, "-", "_" and "." (at most 64)' });
+  }
+  const hostname = input.hostname ?? machine;
+  if (!HOSTNAME.test(hostname) || hostname.length > 64) {
+    throw new UsageError(`invalid hostname \`${hostname}\``, { hint: 'use --hostname with letters, digits and "-" (at most 64 characters)' });
+  }
+
+  const consoleMode = input.console ?? (ctx.isTTY ? 'interactive' : 'pipe');
+  if (!CONSOLE_MODES.includes(consoleMode)) {
+    throw new UsageError(`invalid --console \`${consoleMode}\``, { hint: `use one of ${CONSOLE_MODES.join(', ')}` });
+  }
+  if ((consoleMode === 'interactive' || consoleMode === 'read-only') && !ctx.isTTY) {
+    throw new UsageError(`--console=${consoleMode} needs a terminal on stdin and stdout`, { hint: 'use --console=pipe or --console=passive when not on a terminal' });
+  }
+  const linkJournal = input.linkJournal ?? 'auto';
+  if (!LINK_JOURNAL.includes(linkJournal)) {
+    throw new UsageError(`invalid --link-journal \`${linkJournal}\``, { hint: `use one of ${LINK_JOURNAL.join(', ')}` });
+  }
+
+  const boot = !!input.boot;
+  if (boot && input.user) throw new UsageError('--user cannot be combined with --boot', { hint: 'log in as that user on the console instead' });
+  if (boot && input.chdir) throw new UsageError('--chdir cannot be combined with --boot', { hint: 'init always starts in /' });
+  if (input.chdir !== undefined && !isAbsolute(input.chdir)) throw new UsageError(`--chdir \`${input.chdir}\` must be an absolute path`);
+  if (input.user !== undefined && !/^[A-Za-z0-9_][A-Za-z0-9_.-]*\$?$/.test(input.user)) {
+    throw new UsageError(`invalid user name \`${input.user}\``, { hint: 'use -u NAME or a numeric uid' });
+  }
+
+  let caps = DEFAULT_CAPS;
+  for (const c of input.capability ?? []) caps |= parseCapabilities(c, '--capability');
+  for (const c of input.dropCapability ?? []) caps &= ~parseCapabilities(c, '--drop-capability');
+  // nspawn hands CAP_NET_ADMIN to containers with their own network.
+  if (input.privateNetwork && !(input.dropCapability ?? []).some((c) => /(^|,)(cap_)?net_admin(,|$)/i.test(c))) {
+    caps |= 1n << BigInt(CAPABILITIES.CAP_NET_ADMIN);
+  }
+
+  const binds = [
+    ...(input.bind ?? []).map((b) => parseBind(b, '--bind', false)),
+    ...(input.bindRo ?? []).map((b) => parseBind(b, '--bind-ro', true)),
+  ];
+  const tmpfs = (input.tmpfs ?? []).map(parseTmpfs);
+  const listenFds = input.listenFds ?? [];
+  const listenFdNames = input.listenFdNames ?? [];
+  if (listenFdNames.length && listenFdNames.length !== listenFds.length) {
+    throw new UsageError('the number of socket names does not match the number of sockets');
+  }
+  return {
+    directory: real, machine, hostname, boot, capabilities: caps, privateNetwork: !!input.privateNetwork,
+    binds, tmpfs, readOnly: !!input.readOnly, env: parseEnv(input.setenv), user: input.user, chdir: input.chdir,
+    console: consoleMode, quiet: !!input.quiet, linkJournal, command: input.command ?? [], listenFds, listenFdNames,
+  };
+}

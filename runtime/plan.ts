@@ -1,0 +1,173 @@
+/**
+ * The container plan: plain data describing everything the native helper
+ * does, in order. The builder only appends; runtime/wire.ts serializes; the
+ * C walks the list. Tests assert on plans without root.
+ */
+import type { RunOptions } from './options.js';
+
+/** mount(2) flags used in plans. */
+export const MS = { RDONLY: 1, NOSUID: 2, NODEV: 4, NOEXEC: 8, RELATIME: 1 << 21, STRICTATIME: 1 << 24 } as const;
+
+export type MountOp =
+  | { kind: 'mount'; source: string; dest: string; fstype: string; flags: number; data: string }
+  | { kind: 'bind'; source: string; dest: string; readonly?: boolean; recursive?: boolean; optional?: boolean; nosuid?: boolean; nodev?: boolean; noexec?: boolean }
+  | { kind: 'mkdir'; path: string; mode: number }
+  | { kind: 'symlink'; target: string; path: string }
+  | { kind: 'mknod'; path: string; mode: number; major: number; minor: number }
+  | { kind: 'mask'; path: string }
+  | { kind: 'readonly'; path: string }
+  | { kind: 'write'; path: string; mode: number; content: string };
+
+export interface ContainerPlan {
+  tree: string;
+  /** Extra namespaces beyond mount, pid, ipc and uts (always new). */
+  network: boolean;
+  cgroupNamespace: boolean;
+  /** cgroup2 directory the child is moved into before unsharing its cgroup namespace. */
+  cgroup?: string;
+  mounts: MountOp[];
+  rootReadOnly: boolean;
+  hostname: string;
+  /** Bounding, permitted, effective and inheritable set. */
+  capabilities: bigint;
+  user?: { uid: number; gid: number; groups: number[] };
+  cwd?: string;
+  /** Host path of the pty slave that becomes /dev/console and stdio, or none for pipe mode. */
+  consolePath?: string;
+  bringUpLoopback: boolean;
+  listenFds: number[];
+  env: string[];
+  argv: string[];
+}
+
+/** Facts about the host and the tree that the plan depends on, gathered by the caller. */
+export interface PlanFacts {
+  uuid: string;
+  consolePath?: string;
+  cgroup?: string;
+  /** Host file to show as /run/host/os-release. */
+  hostOsRelease?: string;
+  /** Host resolv.conf to show inside, and how the tree's looks. */
+  hostResolvConf?: string;
+  resolvConf: { kind: 'file' | 'missing' | 'link'; target?: string };
+  /** gid of the tree's tty group (devpts gid=). */
+  ttyGid: number;
+  /** Resolved user for -u, and the tree's login shell for the default command. */
+  user?: { uid: number; gid: number; groups: number[]; home: string; name: string };
+  home: string;
+  /** The argv to exec: the command, the login shell, or init and its arguments. */
+  argv: string[];
+  term?: string;
+  /** Extra mounts for journal linking (host dir → container dir). */
+  journal?: { source: string; dest: string };
+  /** Extra environment from the caller (e.g. NOTIFY_SOCKET). */
+  extraEnv?: string[];
+  /** Extra files under /run/host (e.g. the notify socket directory). */
+  runHostBinds?: { source: string; dest: string }[];
+}
+
+const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+/** Files under /proc that leak host information or control: hidden (nspawn masks the same). */
+export const MASKED_PROC = ['/proc/kcore', '/proc/keys', '/proc/sysrq-trigger', '/proc/timer_list', '/proc/kallsyms', '/proc/sched_debug', '/proc/latency_stats', '/proc/timer_stats', '/proc/kmsg'];
+/** Directories under /proc that stay visible but read-only. */
+export const READONLY_PROC = ['/proc/sys', '/proc/acpi', '/proc/bus', '/proc/fs', '/proc/irq', '/proc/scsi', '/proc/asound'];
+/** Device nodes of the private /dev: name, major, minor. */
+export const DEVICES: [string, number, number][] = [
+  ['null', 1, 3], ['zero', 1, 5], ['full', 1, 7], ['random', 1, 8], ['urandom', 1, 9], ['tty', 5, 0],
+];
+
+/**
+ * Builds the plan for a container from validated options and gathered facts.
+ *
+ * @example
+ * const plan = buildPlan(opts, { uuid, resolvConf: { kind: 'file' }, ttyGid: 5, home: '/root', argv: ['/bin/true'] });
+ */
+export function buildPlan(opts: RunOptions, facts: PlanFacts): ContainerPlan {
+  const m: MountOp[] = [];
+  const fsFlags = MS.NOSUID | MS.NODEV | MS.NOEXEC;
+
+  // /proc for the new pid namespace, with the host's knobs out of reach.
+  m.push({ kind: 'mount', source: 'proc', dest: '/proc', fstype: 'proc', flags: fsFlags, data: '' });
+  for (const p of READONLY_PROC) m.push({ kind: 'readonly', path: p });
+  for (const p of MASKED_PROC) m.push({ kind: 'mask', path: p });
+
+  // /sys read-only; the container's own cgroup tree writable under it.
+  m.push({ kind: 'mount', source: 'sysfs', dest: '/sys', fstype: 'sysfs', flags: fsFlags | MS.RDONLY, data: '' });
+  if (facts.cgroup) m.push({ kind: 'mount', source: 'cgroup2', dest: '/sys/fs/cgroup', fstype: 'cgroup2', flags: fsFlags, data: '' });
+
+  // A private /dev: a few nodes, a devpts instance, shm and mqueue.
+  m.push({ kind: 'mount', source: 'tmpfs', dest: '/dev', fstype: 'tmpfs', flags: MS.NOSUID | MS.STRICTATIME, data: 'mode=755,size=4m,nr_inodes=64k' });
+  for (const [name, major, minor] of DEVICES) m.push({ kind: 'mknod', path: `/dev/${name}`, mode: 0o20666, major, minor });
+  m.push({ kind: 'mount', source: 'devpts', dest: '/dev/pts', fstype: 'devpts', flags: MS.NOSUID | MS.NOEXEC, data: `newinstance,ptmxmode=0666,mode=620,gid=${facts.ttyGid}` });
+  m.push({ kind: 'symlink', target: 'pts/ptmx', path: '/dev/ptmx' });
+  m.push({ kind: 'mount', source: 'tmpfs', dest: '/dev/shm', fstype: 'tmpfs', flags: MS.NOSUID | MS.NODEV | MS.STRICTATIME, data: 'mode=1777' });
+  m.push({ kind: 'mount', source: 'mqueue', dest: '/dev/mqueue', fstype: 'mqueue', flags: fsFlags, data: '' });
+  for (const [link, target] of [['fd', '/proc/self/fd'], ['stdin', '/proc/self/fd/0'], ['stdout', '/proc/self/fd/1'], ['stderr', '/proc/self/fd/2']]) {
+    m.push({ kind: 'symlink', target, path: `/dev/${link}` });
+  }
+  if (facts.consolePath) m.push({ kind: 'bind', source: facts.consolePath, dest: '/dev/console' });
+
+  // /run and /tmp are the container's own.
+  m.push({ kind: 'mount', source: 'tmpfs', dest: '/run', fstype: 'tmpfs', flags: MS.NOSUID | MS.NODEV | MS.STRICTATIME, data: 'mode=755,size=20%,nr_inodes=800k' });
+  m.push({ kind: 'mount', source: 'tmpfs', dest: '/tmp', fstype: 'tmpfs', flags: MS.NOSUID | MS.NODEV | MS.STRICTATIME, data: 'mode=1777,size=50%,nr_inodes=400k' });
+  // The container interface: who runs us, and the host's os-release.
+  m.push({ kind: 'mkdir', path: '/run/host', mode: 0o755 });
+  m.push({ kind: 'write', path: '/run/host/container-manager', mode: 0o444, content: 'nsbox\n' });
+  m.push({ kind: 'write', path: '/run/host/container-uuid', mode: 0o444, content: `${facts.uuid}\n` });
+  if (facts.hostOsRelease) m.push({ kind: 'bind', source: facts.hostOsRelease, dest: '/run/host/os-release', readonly: true });
+  for (const b of facts.runHostBinds ?? []) m.push({ kind: 'bind', source: b.source, dest: b.dest });
+
+  // Name resolution: the host's resolv.conf, unless the container has its own network.
+  if (facts.hostResolvConf && !opts.privateNetwork) {
+    if (facts.resolvConf.kind === 'file' || (facts.resolvConf.kind === 'missing' && !opts.readOnly)) {
+      m.push({ kind: 'bind', source: facts.hostResolvConf, dest: '/etc/resolv.conf', readonly: true, optional: true });
+    } else if (facts.resolvConf.kind === 'link' && facts.resolvConf.target?.startsWith('/run/')) {
+      // e.g. systemd-resolved's stub link: provide its target in our /run.
+      const t = facts.resolvConf.target;
+      m.push({ kind: 'mkdir', path: t.slice(0, t.lastIndexOf('/')) || '/', mode: 0o755 });
+      m.push({ kind: 'bind', source: facts.hostResolvConf, dest: t, readonly: true, optional: true });
+    }
+  }
+
+  if (facts.journal) m.push({ kind: 'bind', source: facts.journal.source, dest: facts.journal.dest });
+
+  // The user's mounts last, so they can cover anything above.
+  for (const b of opts.binds) m.push({ kind: 'bind', source: b.source, dest: b.dest, readonly: b.readonly, recursive: true });
+  for (const t of opts.tmpfs) m.push({ kind: 'mount', source: 'tmpfs', dest: t.dest, fstype: 'tmpfs', flags: MS.NOSUID | MS.NODEV, data: t.options });
+
+  const user = facts.user;
+  const env = [
+    `PATH=${DEFAULT_PATH}`,
+    `HOME=${user?.home ?? facts.home}`,
+    `USER=${user?.name ?? 'root'}`,
+    `LOGNAME=${user?.name ?? 'root'}`,
+    `TERM=${facts.term ?? (facts.consolePath ? 'xterm-256color' : 'dumb')}`,
+    'container=nsbox',
+    `container_uuid=${facts.uuid}`,
+    ...(opts.listenFds.length ? [`LISTEN_FDS=${opts.listenFds.length}`, 'LISTEN_PID=1'] : []),
+    ...(opts.listenFdNames.length ? [`LISTEN_FDNAMES=${opts.listenFdNames.join(':')}`] : []),
+    ...(facts.extraEnv ?? []),
+  ];
+  // -E wins over defaults, as in nspawn.
+  const merged = new Map<string, string>();
+  for (const e of [...env, ...opts.env]) merged.set(e.slice(0, e.indexOf('=')), e);
+
+  return {
+    tree: opts.directory,
+    network: opts.privateNetwork,
+    cgroupNamespace: true,
+    cgroup: facts.cgroup,
+    mounts: m,
+    rootReadOnly: opts.readOnly,
+    hostname: opts.hostname,
+    capabilities: opts.capabilities,
+    user: user ? { uid: user.uid, gid: user.gid, groups: user.groups } : undefined,
+    cwd: opts.chdir ?? (opts.boot ? '/' : (user?.home ?? facts.home)),
+    consolePath: facts.consolePath,
+    bringUpLoopback: opts.privateNetwork,
+    listenFds: opts.listenFds,
+    env: [...merged.values()],
+    argv: facts.argv,
+  };
+}
