@@ -1,0 +1,388 @@
+/**
+ * Writes archive entries (from tar or cpio) into a tree, safely and fast.
+ *
+ * Safety: every entry path is split into components; `..` is refused, and
+ * each parent component is resolved *inside the tree root* (like openat2's
+ * RESOLVE_IN_ROOT): a symlink met on the way is followed with its target
+ * re-rooted at the tree (absolute targets start at the root, `..` stops at
+ * the root). So `bin -> usr/bin` in a merged-/usr tree is written through,
+ * the way dpkg does, and `etc -> /etc` can never reach the host's /etc. The
+ * final component is never followed (a symlink there is replaced), except
+ * for a directory entry landing on a symlink to a directory, which keeps the
+ * symlink (dpkg's behaviour, which merged /usr relies on).
+ *
+ * Speed: parents are resolved once and cached; small files are buffered and
+ * written in the background with a bounded number in flight, so parsing the
+ * archive overlaps with file-system calls; large files stream.
+ */
+import { constants as C, readFileSync } from 'node:fs';
+import { lstat, mkdir, open, readdir, readlink, rmdir, symlink, unlink, link, lutimes, lchown, utimes, chmod, chown, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { NsboxError, VerifyError } from '../../errors.js';
+import { mknod, setXattr, S_IFBLK, S_IFCHR, S_IFIFO } from './native.js';
+
+export type EntryKind = 'file' | 'directory' | 'symlink' | 'hardlink' | 'char' | 'block' | 'fifo';
+
+/** One archive member, format-neutral. */
+export interface TreeEntry {
+  /** Path as the archive has it (`./usr/bin/x`, `usr/bin/x` or `/usr/bin/x`). */
+  path: string;
+  kind: EntryKind;
+  /** Permission bits including setuid/setgid/sticky (file type bits are ignored). */
+  mode: number;
+  uid: number;
+  gid: number;
+  /** Modification time, seconds since the epoch. */
+  mtime: number;
+  /** Symlink: the target, kept verbatim. Hard link: the archive path of the existing entry. */
+  linkTarget?: string;
+  devMajor?: number;
+  devMinor?: number;
+  /** Extended attributes, e.g. `security.capability`. */
+  xattrs?: Record<string, Buffer>;
+}
+
+/** File contents: a buffer, or a stream of chunks that must be consumed. */
+export type EntryData = Buffer | AsyncIterable<Buffer>;
+
+export interface WriterOptions {
+  /** Apply numeric owners (default: when running as root). */
+  owners?: boolean;
+  /** Files written at once in the background (default 32). */
+  concurrency?: number;
+  /** Files up to this size are buffered and written in the background (default 1 MiB). */
+  bufferLimit?: number;
+}
+
+const UMASK = readUmask();
+const IS_ROOT = process.getuid?.() === 0;
+
+/**
+ * Splits an archive path into safe components; throws on `..` and NUL.
+ *
+ * @example
+ * entryComponents('./usr/bin/ls') // ['usr', 'bin', 'ls']
+ * entryComponents('../etc/passwd') // throws VerifyError
+ */
+export function entryComponents(path: string): string[] {
+  if (path.includes('\0')) throw unsafe(path, 'contains a NUL byte');
+  const parts = path.split('/').filter((c) => c !== '' && c !== '.');
+  if (parts.includes('..')) throw unsafe(path, 'leaves the tree');
+  return parts;
+}
+
+function unsafe(path: string, why: string): VerifyError {
+  return new VerifyError(`cannot extract \`${path}\`: path ${why}`, { hint: 'the package is malformed or malicious; it was not unpacked' });
+}
+
+/**
+ * Writes entries into `root`; see the module comment.
+ *
+ * @example
+ * const w = new TreeWriter('/srv/tree');
+ * await w.add({ path: './usr/bin/hello', kind: 'file', mode: 0o755, uid: 0, gid: 0, mtime: 1700000000 }, data);
+ * const written = await w.finish(); // ['/usr', '/usr/bin', '/usr/bin/hello'] minus implicit parents
+ */
+export class TreeWriter {
+  readonly root: string;
+  readonly #owners: boolean;
+  readonly #concurrency: number;
+  readonly #bufferLimit: number;
+  /** unresolved parent path ('usr/bin' or 'bin') → resolved path relative to root ('usr/bin'). */
+  #dirs = new Map<string, string>();
+  /** Resolved relative path → write in flight. */
+  #pending = new Map<string, Promise<void>>();
+  #inflight = new Set<Promise<void>>();
+  #error: unknown;
+  /** Resolved directories with the setgid bit: new entries inherit their group, so chown them always. */
+  #sgid = new Set<string>();
+  #dirTimes: Array<[string, number, number | undefined]> = [];
+  #written: string[] = [];
+
+  constructor(root: string, opts: WriterOptions = {}) {
+    this.root = root.replace(/\/+$/, '') || '/';
+    this.#owners = opts.owners ?? IS_ROOT;
+    this.#concurrency = opts.concurrency ?? 32;
+    this.#bufferLimit = opts.bufferLimit ?? 1 << 20;
+    this.#dirs.set('', '');
+  }
+
+  /** Archive paths written so far, as dpkg lists them (`/.`, `/usr`, `/usr/bin/x`). */
+  get written(): readonly string[] {
+    return this.#written;
+  }
+
+  /**
+   * Writes one entry. For a file, `data` must be given and is consumed
+   * before add() returns (so a streaming parser can move on); the write to
+   * disk may finish later — finish() waits for all of them.
+   */
+  async add(entry: TreeEntry, data?: EntryData): Promise<void> {
+    if (this.#error !== undefined) throw this.#error;
+    const parts = entryComponents(entry.path);
+    const listed = parts.length === 0 ? '/.' : `/${parts.join('/')}`;
+    if (parts.length === 0) {
+      if (entry.kind !== 'directory') throw unsafe(entry.path, 'names the tree root');
+      await drain(data);
+      this.#written.push(listed);
+      return;
+    }
+    const name = parts[parts.length - 1];
+    const parent = await this.#resolveDir(parts.slice(0, -1));
+    const rel = parent ? `${parent}/${name}` : name;
+    const abs = this.#abs(rel);
+    const sgid = this.#sgid.has(parent);
+    const before = this.#pending.get(rel);
+    if (before) await before;
+
+    try {
+      switch (entry.kind) {
+        case 'directory':
+          await drain(data);
+          await this.#directory(parts.join('/'), rel, abs, entry, sgid);
+          break;
+        case 'file':
+          await this.#file(rel, abs, entry, data, sgid);
+          break;
+        case 'symlink':
+          await drain(data);
+          if (entry.linkTarget === undefined) throw new NsboxError(`cannot extract \`${entry.path}\`: symlink without target`);
+          await this.#replace(abs, () => symlink(entry.linkTarget!, abs));
+          if (this.#owners && (entry.uid !== 0 || entry.gid !== 0 || !IS_ROOT || sgid)) await lchown(abs, entry.uid, entry.gid);
+          await lutimes(abs, entry.mtime, entry.mtime);
+          break;
+        case 'hardlink': {
+          await drain(data);
+          const tparts = entryComponents(entry.linkTarget ?? '');
+          if (tparts.length === 0) throw unsafe(entry.linkTarget ?? '', 'is not a valid hard link target');
+          const tparent = await this.#resolveDir(tparts.slice(0, -1));
+          const trel = tparent ? `${tparent}/${tparts[tparts.length - 1]}` : tparts[tparts.length - 1];
+          const tp = this.#pending.get(trel);
+          if (tp) await tp;
+          if (this.#error !== undefined) throw this.#error;
+          if (trel !== rel) await this.#replace(abs, () => link(this.#abs(trel), abs));
+          break;
+        }
+        case 'char':
+        case 'block':
+        case 'fifo': {
+          await drain(data);
+          const type = entry.kind === 'char' ? S_IFCHR : entry.kind === 'block' ? S_IFBLK : S_IFIFO;
+          await this.#replace(abs, () => mknod(abs, type, entry.mode & 0o777, entry.devMajor ?? 0, entry.devMinor ?? 0));
+          await this.#meta(abs, entry, true, sgid);
+          await utimes(abs, entry.mtime, entry.mtime);
+          break;
+        }
+        default:
+          throw new NsboxError(`cannot extract \`${entry.path}\`: unsupported entry type \`${String((entry as TreeEntry).kind)}\``);
+      }
+    } catch (err) {
+      throw this.#wrap(entry.path, err);
+    }
+    this.#written.push(listed);
+  }
+
+  /**
+   * Waits for background writes, then sets directory times and the modes
+   * deferred while children were written (deepest first). Returns the
+   * archive paths written, in archive order.
+   */
+  async finish(): Promise<string[]> {
+    await Promise.all(this.#inflight);
+    if (this.#error !== undefined) throw this.#error;
+    this.#dirTimes.sort((a, b) => b[0].split('/').length - a[0].split('/').length);
+    for (const [abs, mtime, mode] of this.#dirTimes) {
+      if (mode !== undefined) await chmod(abs, mode);
+      await utimes(abs, mtime, mtime);
+    }
+    this.#dirTimes = [];
+    return [...this.#written];
+  }
+
+  #abs(rel: string): string {
+    return rel ? (this.root === '/' ? `/${rel}` : `${this.root}/${rel}`) : this.root;
+  }
+
+  #wrap(path: string, err: unknown): Error {
+    if (err instanceof NsboxError) return err;
+    const e = err as NodeJS.ErrnoException;
+    return new NsboxError(`cannot extract \`${path}\` into \`${this.root}\`: ${e.code ?? e.message}`, { cause: err });
+  }
+
+  /** Resolves a parent path inside the root, creating missing directories (0755). */
+  async #resolveDir(parts: string[]): Promise<string> {
+    const key = parts.join('/');
+    const hit = this.#dirs.get(key);
+    if (hit !== undefined) return hit;
+    // Longest cached prefix, then walk the rest.
+    let i = parts.length - 1;
+    while (i > 0 && !this.#dirs.has(parts.slice(0, i).join('/'))) i--;
+    let cur = this.#dirs.get(parts.slice(0, i).join('/'))!;
+    for (; i < parts.length; i++) {
+      cur = await this.#walk(cur, [parts[i]], 0);
+      this.#dirs.set(parts.slice(0, i + 1).join('/'), cur);
+    }
+    return cur;
+  }
+
+  /** Walks `parts` from resolved directory `cur`, following symlinks within the root. */
+  async #walk(cur: string, parts: string[], hops: number): Promise<string> {
+    for (const c of parts) {
+      if (c === '' || c === '.') continue;
+      if (c === '..') {
+        cur = cur.includes('/') ? cur.slice(0, cur.lastIndexOf('/')) : '';
+        continue;
+      }
+      const next = cur ? `${cur}/${c}` : c;
+      const abs = this.#abs(next);
+      let st;
+      try {
+        st = await lstat(abs);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        await mkdir(abs, 0o755).catch((e: NodeJS.ErrnoException) => {
+          if (e.code !== 'EEXIST') throw e;
+        });
+        if (this.#sgid.has(cur)) this.#sgid.add(next); // mkdir in a setgid directory inherits the bit
+        cur = next;
+        continue;
+      }
+      if (st.isDirectory()) {
+        if (st.mode & 0o2000) this.#sgid.add(next);
+        cur = next;
+      } else if (st.isSymbolicLink()) {
+        if (hops >= 40) throw new NsboxError(`cannot resolve \`${next}\` in \`${this.root}\`: too many levels of symbolic links`);
+        const target = await readlink(abs);
+        cur = await this.#walk(target.startsWith('/') ? '' : cur, target.split('/'), hops + 1);
+      } else {
+        throw new NsboxError(`cannot extract into \`${this.#abs(next)}\`: not a directory`);
+      }
+    }
+    return cur;
+  }
+
+  async #directory(key: string, rel: string, abs: string, e: TreeEntry, sgidParent: boolean): Promise<void> {
+    let st;
+    try {
+      st = await lstat(abs);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    if (st?.isSymbolicLink()) {
+      // dpkg keeps a symlink to a directory where the package has a directory.
+      const resolved = await this.#walk(rel.includes('/') ? rel.slice(0, rel.lastIndexOf('/')) : '', [rel.slice(rel.lastIndexOf('/') + 1)], 0);
+      this.#dirs.set(key, resolved);
+      return;
+    }
+    if (st && !st.isDirectory()) {
+      await unlink(abs);
+      st = undefined;
+    }
+    if (!st) await mkdir(abs, 0o700);
+    this.#dirs.set(key, rel);
+    const perm = e.mode & 0o7777;
+    if (perm & 0o2000) this.#sgid.add(rel);
+    else this.#sgid.delete(rel);
+    if (this.#owners && (e.uid !== 0 || e.gid !== 0 || !IS_ROOT || sgidParent || st)) await chown(abs, e.uid, e.gid);
+    // Directories without owner write/exec get their mode at finish(), after their children.
+    const deferMode = !IS_ROOT && (perm & 0o300) !== 0o300;
+    if (!deferMode) await chmod(abs, perm);
+    this.#dirTimes.push([abs, e.mtime, deferMode ? perm : undefined]);
+  }
+
+  async #file(rel: string, abs: string, e: TreeEntry, data: EntryData | undefined, sgid: boolean): Promise<void> {
+    if (data === undefined) data = Buffer.alloc(0);
+    if (Buffer.isBuffer(data)) return this.#background(rel, () => this.#writeFile(abs, e, [data as Buffer], sgid));
+    // Buffer small files and write them in the background; stream big ones.
+    const chunks: Buffer[] = [];
+    let n = 0;
+    const it = data[Symbol.asyncIterator]();
+    for (;;) {
+      const r = await it.next();
+      if (r.done) break;
+      chunks.push(r.value);
+      n += r.value.length;
+      if (n > this.#bufferLimit) {
+        await this.#writeFile(abs, e, chunks, sgid, it);
+        return;
+      }
+    }
+    return this.#background(rel, () => this.#writeFile(abs, e, chunks, sgid));
+  }
+
+  async #background(rel: string, job: () => Promise<void>): Promise<void> {
+    while (this.#inflight.size >= this.#concurrency) await Promise.race(this.#inflight);
+    const p: Promise<void> = job().then(
+      () => {},
+      (err) => {
+        if (this.#error === undefined) this.#error = this.#wrap(rel, err);
+      },
+    );
+    const tracked = p.finally(() => {
+      this.#inflight.delete(tracked);
+      if (this.#pending.get(rel) === tracked) this.#pending.delete(rel);
+    });
+    this.#inflight.add(tracked);
+    this.#pending.set(rel, tracked);
+  }
+
+  async #writeFile(abs: string, e: TreeEntry, chunks: Buffer[], sgid: boolean, rest?: AsyncIterator<Buffer>): Promise<void> {
+    const fh = await this.#replace(abs, () => open(abs, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, e.mode & 0o777));
+    try {
+      if (chunks.length === 1) await fh.write(chunks[0]);
+      else if (chunks.length > 1) await fh.writev(chunks);
+      if (rest) for (let r = await rest.next(); !r.done; r = await rest.next()) await fh.write(r.value);
+      await this.#meta(fh, e, false, sgid);
+      await fh.utimes(e.mtime, e.mtime);
+    } finally {
+      await fh.close();
+    }
+    if (e.xattrs) for (const [k, v] of Object.entries(e.xattrs)) await setXattr(abs, k, v);
+  }
+
+  /** Owner then mode (chown clears setuid bits), skipped when already right. */
+  async #meta(target: FileHandle | string, e: TreeEntry, always: boolean, sgidParent: boolean): Promise<void> {
+    const perm = e.mode & 0o7777;
+    const chowned = this.#owners && (e.uid !== 0 || e.gid !== 0 || !IS_ROOT || sgidParent);
+    if (chowned) await (typeof target === 'string' ? chown(target, e.uid, e.gid) : target.chown(e.uid, e.gid));
+    if (always || chowned || perm !== (perm & 0o777 & ~UMASK)) await (typeof target === 'string' ? chmod(target, perm) : target.chmod(perm));
+  }
+
+  /** Runs `create`; when the path exists, removes it (an empty directory too) and tries once more. */
+  async #replace<T>(abs: string, create: () => Promise<T>): Promise<T> {
+    try {
+      return await create();
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    const st = await lstat(abs);
+    if (st.isDirectory()) {
+      if ((await readdir(abs)).length > 0) throw new NsboxError(`cannot replace directory \`${abs}\`: not empty`);
+      await rmdir(abs);
+      this.#dirs.clear();
+      this.#dirs.set('', '');
+    } else {
+      await unlink(abs);
+    }
+    return await create();
+  }
+}
+
+async function drain(data: EntryData | undefined): Promise<void> {
+  if (data && !Buffer.isBuffer(data)) for await (const _ of data) void _;
+}
+
+function readUmask(): number {
+  try {
+    const m = /^Umask:\s*([0-7]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (m) return parseInt(m[1], 8);
+  } catch {
+    /* not Linux procfs */
+  }
+  return 0o7777; // unknown: always chmod
+}
+
+/** Joins a tree root and an archive path (no resolution), for callers' messages. */
+export function treePath(root: string, archivePath: string): string {
+  return join(root, ...entryComponents(archivePath));
+}
