@@ -36,7 +36,7 @@ export function parseRelation(term: string): Relation {
   let s = term.trim();
   // Build profiles are irrelevant for binary packages: drop them.
   if (s.includes('<')) s = s.replace(/\s*<[!a-z][^<>]*>/g, '').trim();
-  const m = /^([^\s:(\[]+)(?::([a-z0-9-]+))?\s*(?:\(\s*(<<|<=|>=|>>|=|<|>)\s*([^)\s]+)\s*\))?\s*(?:\[([^\]]*)\])?\s*$/.exec(s);
+  const m = /^([^\s:(\[]+)(?::([a-z0-9-]+))?\s*(?:\(\s*(<<|<=|>=|>>|=|<|>)\s*([^)\s<>=][^)\s]*)\s*\))?\s*(?:\[([^\]]*)\])?\s*$/.exec(s);
   if (!m) throw new SyntaxError(`cannot parse relation \`${term.trim()}\``);
   const rel: Relation = { name: m[1] };
   if (m[2]) rel.archQualifier = m[2];
