@@ -7,7 +7,8 @@ import { join } from 'node:path';
 
 const dir = mkdtempSync(join(tmpdir(), 'nsbox-mocha-'));
 const json = join(dir, 'stats.json');
-const args = ['node_modules/mocha/bin/mocha.js', '--reporter', 'test/summary-reporter.cjs', '--reporter-option', `json=${json}`, ...process.argv.slice(2)];
+const specs = process.argv.slice(2).length ? process.argv.slice(2) : ['test/**/*.test.ts'];
+const args = ['node_modules/mocha/bin/mocha.js', '--recursive', '--reporter', 'test/summary-reporter.cjs', '--reporter-option', `json=${json}`, ...specs];
 const child = spawn(process.execPath, args, { stdio: 'inherit' });
 child.on('exit', (code, signal) => {
   let passed = 0, failed = 0, pending = 0;
