@@ -1,0 +1,191 @@
+/**
+ * OpenPGP checks for both engines, on openpgp 6 (imported lazily: it is
+ * heavy and only bootstrap needs it).
+ *
+ * - Debian: InRelease (cleartext-signed; the *signed text openpgp returns*
+ *   is what callers parse, never the raw file, so nothing outside the
+ *   signature can sneak in) or Release + Release.gpg (detached).
+ * - RPM: header signatures are bare signature packets over the header
+ *   bytes; `verifySignaturePacket` is the primitive the rpm engine calls.
+ *
+ * A check passes when at least one signature verifies with a key of the
+ * keyring; every good signer is reported. Otherwise a VerifyError says why:
+ * "bad signature", "signature expired", "key … expired" or "signed by
+ * unknown key 0x…".
+ */
+import { readFile } from 'node:fs/promises';
+import type { Key, Signature } from 'openpgp';
+import { VerifyError } from '../errors.js';
+
+type OpenPGP = typeof import('openpgp');
+let lib: Promise<OpenPGP> | undefined;
+const openpgp = (): Promise<OpenPGP> => (lib ??= import('openpgp'));
+
+/** Trusted public keys. */
+export interface Keyring {
+  keys: Key[];
+  /** Primary key fingerprints, uppercase hex. */
+  fingerprints: string[];
+}
+
+/** Who made a good signature. */
+export interface Signer {
+  /** Issuer key ID (the signing key or subkey), uppercase hex, 16 digits. */
+  keyId: string;
+  /** Fingerprint of the primary key that owns it, uppercase hex. */
+  fingerprint: string;
+  /** First user ID of that key, e.g. "Debian Stable Release Key (12/bookworm) <…>". */
+  userId?: string;
+  created?: Date;
+}
+
+export interface VerifyOptions {
+  /** Verify as of this date (default: now). Signatures made after it count as from the future. */
+  date?: Date;
+  /** Name for messages, e.g. the URL of the InRelease file. */
+  what?: string;
+}
+
+/**
+ * Loads keys from binary keyrings (`.gpg`, many keys concatenated) and/or
+ * armored files (`.asc`). Accepts file contents (Buffer/string) or paths via
+ * `loadKeyringFiles`.
+ *
+ * @example
+ * const ring = await loadKeyring([await readFile('debian-archive-keyring.gpg')]);
+ * ring.fingerprints // ['4D64FEC119C2029067D6E791F8D2585B8783D481', …]
+ */
+export async function loadKeyring(sources: Array<Buffer | Uint8Array | string> | Buffer | Uint8Array | string): Promise<Keyring> {
+  const pgp = await openpgp();
+  const keys: Key[] = [];
+  for (const src of Array.isArray(sources) ? sources : [sources]) {
+    const text = typeof src === 'string' ? src : Buffer.from(src.buffer, src.byteOffset, Math.min(src.length, 64)).toString('latin1');
+    try {
+      if (text.trimStart().startsWith('-----BEGIN PGP')) {
+        keys.push(...(await pgp.readKeys({ armoredKeys: typeof src === 'string' ? src : Buffer.from(src).toString('utf8') })));
+      } else {
+        keys.push(...(await pgp.readKeys({ binaryKeys: typeof src === 'string' ? Buffer.from(src, 'latin1') : new Uint8Array(src) })));
+      }
+    } catch (err) {
+      throw new VerifyError(`cannot read OpenPGP keyring: ${(err as Error).message}`, { cause: err, hint: 'the keyring file must be an OpenPGP keyring (.gpg) or an armored key (.asc)' });
+    }
+  }
+  return { keys, fingerprints: keys.map((k) => k.getFingerprint().toUpperCase()) };
+}
+
+/**
+ * Loads keyring files by path.
+ *
+ * @example
+ * const ring = await loadKeyringFiles(['recipes/keys/debian-12.asc']);
+ */
+export async function loadKeyringFiles(paths: string[]): Promise<Keyring> {
+  const data = await Promise.all(
+    paths.map((p) =>
+      readFile(p).catch((err: NodeJS.ErrnoException) => {
+        throw new VerifyError(`cannot read keyring \`${p}\`: ${err.code ?? err.message}`, { cause: err });
+      }),
+    ),
+  );
+  return loadKeyring(data);
+}
+
+/** Merges keyrings. */
+export function mergeKeyrings(...rings: Keyring[]): Keyring {
+  return { keys: rings.flatMap((r) => r.keys), fingerprints: rings.flatMap((r) => r.fingerprints) };
+}
+
+/**
+ * Verifies a cleartext-signed message (InRelease) and returns the signed
+ * text as openpgp extracted it (dash-escaping undone), plus its signers.
+ *
+ * @example
+ * const { text, signers } = await verifyCleartext(inRelease, ring, { what: url });
+ * parseRelease(text);
+ */
+export async function verifyCleartext(signed: string, ring: Keyring, opts: VerifyOptions = {}): Promise<{ text: string; signers: Signer[] }> {
+  const pgp = await openpgp();
+  let message;
+  try {
+    message = await pgp.readCleartextMessage({ cleartextMessage: signed });
+  } catch (err) {
+    throw new VerifyError(`cannot verify ${opts.what ? `\`${opts.what}\`` : 'signed message'}: not an OpenPGP cleartext-signed message`, { cause: err });
+  }
+  const res = await pgp.verify({ message, verificationKeys: ring.keys, date: opts.date, expectSigned: false });
+  const signers = await judge(res.signatures, ring, opts);
+  return { text: res.data as string, signers };
+}
+
+/**
+ * Verifies a detached signature (Release.gpg, armored or binary) over `data`.
+ *
+ * @example
+ * const { signers } = await verifyDetached(releaseBytes, releaseGpgBytes, ring);
+ */
+export async function verifyDetached(data: Uint8Array | string, signature: Uint8Array | string, ring: Keyring, opts: VerifyOptions = {}): Promise<{ signers: Signer[] }> {
+  const pgp = await openpgp();
+  const sig = await readSig(pgp, signature, opts);
+  const message = await pgp.createMessage({ binary: typeof data === 'string' ? Buffer.from(data, 'utf8') : data });
+  const res = await pgp.verify({ message, signature: sig, verificationKeys: ring.keys, date: opts.date, format: 'binary', expectSigned: false });
+  return { signers: await judge(res.signatures, ring, opts) };
+}
+
+/**
+ * Verifies one bare signature packet (as stored in an RPM header's
+ * RSAHEADER/DSAHEADER/OPENPGP tag) over the given bytes (the header
+ * region it covers). Returns the signer; throws VerifyError otherwise.
+ *
+ * @example
+ * const signer = await verifySignaturePacket(headerBytes, sigTagValue, ring, { what: 'hello-2.12-1.x86_64.rpm' });
+ */
+export async function verifySignaturePacket(data: Uint8Array, packet: Uint8Array, ring: Keyring, opts: VerifyOptions = {}): Promise<Signer> {
+  const { signers } = await verifyDetached(data, packet, ring, opts);
+  return signers[0];
+}
+
+/** Key ID(s) a signature claims, without verifying (for messages and key lookup). */
+export async function signatureKeyIds(signature: Uint8Array | string): Promise<string[]> {
+  const pgp = await openpgp();
+  const sig = await readSig(pgp, signature, {});
+  return sig.getSigningKeyIDs().map((id) => id.toHex().toUpperCase());
+}
+
+async function readSig(pgp: OpenPGP, signature: Uint8Array | string, opts: VerifyOptions): Promise<Signature> {
+  try {
+    const armored = typeof signature === 'string' ? signature : Buffer.from(signature.subarray(0, 64)).toString('latin1').trimStart().startsWith('-----BEGIN PGP') ? Buffer.from(signature).toString('utf8') : undefined;
+    return armored !== undefined ? await pgp.readSignature({ armoredSignature: armored }) : await pgp.readSignature({ binarySignature: signature as Uint8Array });
+  } catch (err) {
+    throw new VerifyError(`cannot verify ${opts.what ? `\`${opts.what}\`` : 'signature'}: unreadable OpenPGP signature (${(err as Error).message})`, { cause: err });
+  }
+}
+
+type VerificationResult = Awaited<ReturnType<OpenPGP['verify']>>['signatures'][number];
+
+/** Collects the good signers; throws the most telling failure when there is none. */
+async function judge(sigs: VerificationResult[], ring: Keyring, opts: VerifyOptions): Promise<Signer[]> {
+  const what = opts.what ? `\`${opts.what}\`` : 'signature';
+  const good: Signer[] = [];
+  const unknown: string[] = [];
+  let bad: string | undefined;
+  let expired: string | undefined;
+  for (const s of sigs) {
+    const keyId = s.keyID.toHex().toUpperCase();
+    try {
+      await s.verified;
+      const key = ring.keys.find((k) => k.getKeyIDs().some((id) => id.toHex().toUpperCase() === keyId));
+      const packet = await s.signature.then((x) => x.packets[0]).catch(() => undefined);
+      good.push({ keyId, fingerprint: key?.getFingerprint().toUpperCase() ?? '', userId: key?.getUserIDs()[0], created: packet?.created ?? undefined });
+    } catch (err) {
+      const msg = (err as Error).message ?? '';
+      if (/Could not find signing key/.test(msg)) unknown.push(keyId);
+      else if (/expired/i.test(msg)) expired ??= /key/i.test(msg) ? `key 0x${keyId} expired` : `signature by 0x${keyId} expired`;
+      else bad ??= `bad signature by key 0x${keyId} (${msg.replace(/^Error verifying (signed )?message: /i, '')})`;
+    }
+  }
+  if (good.length > 0) return good;
+  const hint = 'the index may be tampered with or the keyring out of date; check the mirror and the distribution keys';
+  if (bad) throw new VerifyError(`cannot verify ${what}: ${bad}`, { hint });
+  if (expired) throw new VerifyError(`cannot verify ${what}: ${expired}`, { hint: 'check the system clock, or update the distribution keyring' });
+  if (unknown.length) throw new VerifyError(`cannot verify ${what}: signed by unknown key ${unknown.map((k) => `0x${k}`).join(', ')}`, { hint: 'the keyring does not hold the key that signed it; pass the right keyring (--keyring)' });
+  throw new VerifyError(`cannot verify ${what}: no signature`, { hint });
+}
