@@ -217,5 +217,5 @@ export function stripClearsign(text: string): string {
   for (i++; i < lines.length && lines[i] !== '-----BEGIN PGP SIGNATURE-----'; i++) {
     body.push(lines[i].startsWith('- ') ? lines[i].slice(2) : lines[i]);
   }
-  return body.join('\n') + '\n';
+  return body.join('\n'); // the last line break belongs to the armor (RFC 9580 §7.1)
 }
