@@ -83,12 +83,3 @@ export function parseRepomd(xml: string): Repomd {
 export function repomdRecord(md: Repomd, type: string): RepomdRecord | undefined {
   return md.records.find((r) => r.type === type);
 }
-
-/** Compression of a metadata file, by the extension of its location. */
-export function compressionOf(location: string): 'zstd' | 'xz' | 'gzip' | 'bzip2' | 'none' {
-  if (location.endsWith('.zst')) return 'zstd';
-  if (location.endsWith('.xz')) return 'xz';
-  if (location.endsWith('.gz')) return 'gzip';
-  if (location.endsWith('.bz2')) return 'bzip2';
-  return 'none';
-}

@@ -236,8 +236,8 @@ async function build(out: string, staging: Staging, release: number): Promise<vo
       await mkdir(dirname(dest), { recursive: true });
       await rename(r, dest);
     }
-    // the release repository's metadata in zstd (current Fedora), the updates' in xz
-    await execFile('createrepo_c', ['--quiet', '--general-compress-type', repo === 'releases' ? 'zstd' : 'xz', dirs[repo]]);
+    // the release repository's metadata in gzip, the updates' in xz (Debian's createrepo_c 0.17 has no zstd)
+    await execFile('createrepo_c', ['--quiet', '--general-compress-type', repo === 'releases' ? 'gz' : 'xz', dirs[repo]]);
   }
   await rm(top, { recursive: true, force: true });
 }
