@@ -26,8 +26,8 @@ const MAGIC = '!<arch>\n';
  *   if (m.name.startsWith('data.tar')) await extractTar(await decompressStream(Readable.from(m.data), 'auto'), root);
  * }
  */
-export async function* readAr(input: Readable | AsyncIterable<Buffer>): AsyncGenerator<ArMember> {
-  const r = new ByteReader(input as AsyncIterable<Buffer>);
+export async function* readAr(input: Readable | AsyncIterable<Buffer> | Iterable<Buffer>): AsyncGenerator<ArMember> {
+  const r = new ByteReader(input as AsyncIterable<Buffer> | Iterable<Buffer>, (m) => bad(m));
   try {
     const magic = await r.read(8);
     if (magic.toString('latin1') !== MAGIC) throw bad('not an ar archive (bad magic)');

@@ -36,8 +36,8 @@ const TYPES: Record<number, EntryKind> = {
  * @example
  * for await (const { entry } of readCpio(payloadStream)) console.log(entry.path, entry.size);
  */
-export async function* readCpio(input: Readable | AsyncIterable<Buffer>): AsyncGenerator<{ entry: CpioEntry; data: AsyncIterable<Buffer> }> {
-  const r = new ByteReader(input as AsyncIterable<Buffer>);
+export async function* readCpio(input: Readable | AsyncIterable<Buffer> | Iterable<Buffer>): AsyncGenerator<{ entry: CpioEntry; data: AsyncIterable<Buffer> }> {
+  const r = new ByteReader(input as AsyncIterable<Buffer> | Iterable<Buffer>, (m) => bad(m));
   const pad = async () => {
     const p = (4 - (r.offset % 4)) % 4;
     if (p) await r.read(p);
@@ -102,7 +102,7 @@ function bad(why: string, cause?: unknown): VerifyError {
  * @example
  * const paths = await extractCpio(await decompressStream(payload, 'zstd'), '/srv/tree');
  */
-export async function extractCpio(input: Readable | AsyncIterable<Buffer>, root: string, opts: WriterOptions & { writer?: TreeWriter } = {}): Promise<string[]> {
+export async function extractCpio(input: Readable | AsyncIterable<Buffer> | Iterable<Buffer>, root: string, opts: WriterOptions & { writer?: TreeWriter } = {}): Promise<string[]> {
   await mkdir(root, { recursive: true });
   const writer = opts.writer ?? new TreeWriter(root, opts);
   const start = writer.written.length;

@@ -9,8 +9,13 @@ export class ByteReader {
   /** Bytes consumed so far (offset of the next byte). */
   offset = 0;
 
-  constructor(input: AsyncIterable<Buffer | Uint8Array>) {
-    this.#it = (input as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+  #truncated: (message: string) => Error;
+
+  /** `truncated` builds the error thrown when input ends inside a member (the format's VerifyError). */
+  constructor(input: AsyncIterable<Buffer | Uint8Array> | Iterable<Buffer | Uint8Array>, truncated: (message: string) => Error = (m) => new Error(m)) {
+    this.#truncated = truncated;
+    const a = input as AsyncIterable<Buffer>;
+    this.#it = typeof a[Symbol.asyncIterator] === 'function' ? a[Symbol.asyncIterator]() : (async function* () { yield* input as Iterable<Buffer>; })();
   }
 
   async #fill(): Promise<boolean> {
@@ -38,7 +43,7 @@ export class ByteReader {
   async *take(n: number): AsyncGenerator<Buffer> {
     let left = n;
     while (left > 0) {
-      if (this.#buf.length === 0 && !(await this.#fill())) throw new Error(`unexpected end of archive (${left} bytes missing)`);
+      if (this.#buf.length === 0 && !(await this.#fill())) throw this.#truncated(`unexpected end of archive (${left} bytes missing)`);
       const out = this.#buf.subarray(0, Math.min(left, this.#buf.length));
       this.#buf = this.#buf.subarray(out.length);
       this.offset += out.length;

@@ -89,9 +89,11 @@ function stageHost(): Staging {
   for (const sub of ['platform', 'macros.d']) walk(`${rpmDir}/${sub}`, (p) => put('rpm', p, p));
   // libraries: libc6's go to glibc, the rest to a package named after their Debian package
   const owners = new Map<string, string>();
-  for (const line of sh('dpkg', ['-S', ...libs]).split('\n')) {
+  // dpkg knows a library under /lib or /usr/lib, whichever its package shipped (merged /usr)
+  const alt = (p: string) => (p.startsWith('/usr/') ? p.slice(4) : `/usr${p}`);
+  for (const line of sh('dpkg', ['-S', ...libs, ...[...libs].map(alt)]).split('\n')) {
     const m = /^([^:]+)(?::\w+)?: (.+)$/.exec(line);
-    if (m) owners.set(m[2]!, m[1]!);
+    if (m) { owners.set(m[2]!, m[1]!); owners.set(alt(m[2]!), m[1]!); }
   }
   for (const l of libs) {
     const owner = owners.get(l) ?? 'hostlib-misc';
@@ -121,18 +123,14 @@ function lddOf(file: string): string[] {
   return out;
 }
 
-/** Hash of everything that shapes the repository: specs, this builder, the staged host files. */
-function inputsHash(staging: Staging, release: number): string {
+/** Hash of everything that shapes the repository: specs, this builder, the host's installed packages. */
+function inputsHash(release: number): string {
   const h = createHash('sha256');
   h.update(`release ${release}\n`);
   h.update(readFileSync(fileURLToPath(import.meta.url)));
   for (const f of readdirSync(SPECS).sort()) h.update(`${f}\n`).update(readFileSync(join(SPECS, f)));
-  for (const [pkg, files] of [...staging].sort()) {
-    for (const [dest, src] of [...files].sort()) {
-      const st = src.startsWith('symlink:') ? undefined : statSync(src);
-      h.update(`${pkg} ${dest} ${src} ${st ? `${st.size} ${st.mtimeMs}` : ''}\n`);
-    }
-  }
+  // any package upgrade on the host (bash, coreutils, rpm, a library) changes dpkg's status file
+  h.update(readFileSync('/var/lib/dpkg/status'));
   return h.digest('hex').slice(0, 24);
 }
 
@@ -265,13 +263,12 @@ function serve(root: string): Promise<{ server: Server; port: number }> {
  */
 export async function buildFedoraTestRepo(dir: string, opts: { release?: number; serve?: boolean } = {}): Promise<TestRepo> {
   const release = opts.release ?? 40;
-  const staging = stageHost();
-  const cached = join(CACHE, `f${release}-${inputsHash(staging, release)}`);
+  const cached = join(CACHE, `f${release}-${inputsHash(release)}`);
   if (!existsSync(join(cached, 'fingerprint'))) {
     await mkdir(CACHE, { recursive: true });
     const tmp = await mkdtemp(join(CACHE, 'build-'));
     try {
-      await build(tmp, staging, release);
+      await build(tmp, stageHost(), release);
       await rename(tmp, cached).catch(async (e: NodeJS.ErrnoException) => {
         if (e.code !== 'ENOTEMPTY' && e.code !== 'EEXIST') throw e; // a parallel build won the race
       });
