@@ -51,12 +51,14 @@ let cached: Native | undefined;
 export function native(): Native {
   if (cached) return cached;
   const koffi = loadKoffi();
-  const lib = koffi.load(libraryPath());
+  const libPath = libraryPath();
+  const lib = koffi.load(libPath);
   const spawn = lib.func('int nsbox_spawn(const uint8_t *plan, int len, _Out_ uint8_t *err, int errlen, _Out_ int *notify)');
   const openpty = lib.func('int nsbox_openpty(_Out_ uint8_t *name, int len)');
   const winsize = lib.func('int nsbox_set_winsize(int fd, int rows, int cols)');
   const policy = lib.func('int nsbox_device_policy(const char *dir, const int *rules, int n, _Out_ uint8_t *err, int errlen)');
-  const guard = lib.func('int nsbox_guard(const uint8_t *paths, int len)');
+  const guard = lib.func('int nsbox_guard(const char *exe, const uint8_t *entries, int len)');
+  const guardExe = join(dirname(libPath), 'nsbox-guard');
   const cstr = (b: Buffer) => b.subarray(0, Math.max(0, b.indexOf(0))).toString();
   cached = {
     spawn(plan) {
@@ -81,7 +83,7 @@ export function native(): Native {
     },
     guard(entries) {
       const buf = Buffer.from(entries.join('\0') + '\0');
-      const fd = guard(buf, buf.length) as number;
+      const fd = guard(guardExe, buf, buf.length) as number;
       if (fd < 0) throw new SetupError(`cannot start the cleanup guard: errno ${-fd}`);
       return fd;
     },

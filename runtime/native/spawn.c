@@ -23,6 +23,7 @@
 #include <linux/openat2.h>
 #include <net/if.h>
 #include <pthread.h>
+#include <spawn.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdint.h>
@@ -93,7 +94,6 @@ struct plan {
   int envc;
   /* runtime, child side */
   int errfd;
-  int gofd;
   int console_fd;
 };
 
@@ -162,7 +162,7 @@ static int parse_plan(const char *buf, int len, struct plan *p, char *err, int e
   int n = 0;
   const char *q = buf, *end = buf + len;
   memset(p, 0, sizeof *p);
-  p->errfd = p->gofd = p->console_fd = -1;
+  p->errfd = p->console_fd = -1;
   while (q < end) {
     if (n >= (int)(sizeof strs / sizeof strs[0])) { snprintf(err, errlen, "plan too large"); return -1; }
     strs[n++] = q;
@@ -606,19 +606,32 @@ static void __attribute__((noreturn)) finish_and_exec(struct plan *p) {
   exec_command(p);
 }
 
+/* Handlers are Node's: back to defaults, then unblock (parent blocked all). */
+static void reset_signals(void) {
+  sigset_t none;
+  for (int s = 1; s < NSIG; s++) if (s != SIGKILL && s != SIGSTOP) signal(s, SIG_DFL);
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+static void enter_cgroup(struct plan *p, const char *dir) {
+  char path[4096], msg[1024];
+  char *q = s_append(path, path + sizeof path - 20, dir);
+  q = s_append(q, path + sizeof path - 1, "/cgroup.procs");
+  *q = 0;
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0 || write(fd, "0", 1) != 1) die_child(p, 3, errno, fmt2(msg, sizeof msg, "enter cgroup", dir, "", NULL));
+  close(fd);
+}
+
 static int child_main(void *arg) {
   struct plan *p = arg;
-  char msg[1024], c;
-  sigset_t all;
+  char msg[1024];
+  reset_signals();
   if (p->die_with_parent) prctl(PR_SET_PDEATHSIG, SIGKILL);
-  /* Wait until the parent placed us in our cgroup (or died: EOF). */
-  while (read(p->gofd, &c, 1) < 0 && errno == EINTR) {}
-  close(p->gofd);
-  if (c != 'g') _exit(3);
-  /* Signals blocked by Node's threads must not stay blocked in the container. */
-  sigemptyset(&all);
-  sigprocmask(SIG_SETMASK, &all, NULL);
-  for (int s = 1; s < NSIG; s++) if (s != SIGKILL && s != SIGSTOP) signal(s, SIG_DFL);
+  /* Into our cgroup before unsharing the cgroup namespace, so that it is the
+   * container's root; "0" means the writer itself. */
+  if (p->cgroup) enter_cgroup(p, p->cgroup);
 
   if (p->console && (p->console_fd = open(p->console, O_RDWR | O_NOCTTY | O_CLOEXEC)) < 0)
     die_child(p, 3, errno, fmt2(msg, sizeof msg, "open the console", p->console, "", NULL));
@@ -646,15 +659,10 @@ static int join_main(void *arg) {
     { "net", CLONE_NEWNET }, { "pid", CLONE_NEWPID }, { "mnt", CLONE_NEWNS },
   };
   int fds[6];
-  char path[64], msg[1024], c;
+  char path[64], msg[1024];
+  reset_signals();
   if (p->die_with_parent) prctl(PR_SET_PDEATHSIG, SIGKILL);
-  while (read(p->gofd, &c, 1) < 0 && errno == EINTR) {}
-  close(p->gofd);
-  if (c != 'g') _exit(3);
-  sigset_t all;
-  sigemptyset(&all);
-  sigprocmask(SIG_SETMASK, &all, NULL);
-  for (int s = 1; s < NSIG; s++) if (s != SIGKILL && s != SIGSTOP) signal(s, SIG_DFL);
+  if (p->cgroup) enter_cgroup(p, p->cgroup);
   if (p->console && (p->console_fd = open(p->console, O_RDWR | O_NOCTTY | O_CLOEXEC)) < 0)
     die_child(p, 3, errno, fmt2(msg, sizeof msg, "open the console", p->console, "", NULL));
   /* Open every namespace first: after joining the mount namespace the
@@ -731,7 +739,7 @@ static int read_report(int fd, char *err, int errlen) {
   return code ? code : 1;
 }
 
-static int write_pid(const char *dir, pid_t pid, char *err, int errlen) {
+static int __attribute__((unused)) write_pid(const char *dir, pid_t pid, char *err, int errlen) {
   char path[4096], num[32];
   snprintf(path, sizeof path, "%s/cgroup.procs", dir);
   int fd = open(path, O_WRONLY | O_CLOEXEC);
@@ -750,43 +758,43 @@ static int write_pid(const char *dir, pid_t pid, char *err, int errlen) {
  */
 int nsbox_spawn(const char *planbuf, int planlen, char *err, int errlen, int *notify_fd) {
   struct plan *p = calloc(1, sizeof *p);
-  int errpipe[2] = { -1, -1 }, gopipe[2] = { -1, -1 }, notify[2] = { -1, -1 };
+  int errpipe[2] = { -1, -1 }, notify[2] = { -1, -1 };
   char *stack = NULL;
   int ret = -1;
+  sigset_t all, saved;
   *notify_fd = -1;
   err[0] = 0;
   if (!p) { snprintf(err, errlen, "out of memory"); return -1; }
   if (parse_plan(planbuf, planlen, p, err, errlen) < 0) { free(p); return -3; }
-  if (pipe2(errpipe, O_CLOEXEC) < 0 || pipe2(gopipe, O_CLOEXEC) < 0 || pipe2(notify, O_CLOEXEC) < 0) {
+  if (pipe2(errpipe, O_CLOEXEC) < 0 || pipe2(notify, O_CLOEXEC) < 0) {
     snprintf(err, errlen, "cannot create a pipe: %s", strerror(errno));
     ret = -3;
     goto out;
   }
   p->errfd = errpipe[1];
-  p->gofd = gopipe[0];
   stack = mmap(NULL, STACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
   if (stack == MAP_FAILED) { stack = NULL; snprintf(err, errlen, "cannot allocate a stack: %s", strerror(errno)); ret = -3; goto out; }
-  int flags = SIGCHLD | (p->join ? 0 : (CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | p->clone_flags));
+  /*
+   * A new container is cloned with vfork semantics (CLONE_VM|CLONE_VFORK, as
+   * posix_spawn does): no copy of Node's memory, and this thread sleeps until
+   * the child has exec'd or failed. Joining a running container cannot: its
+   * child forks again and waits, so it gets a plain copy.
+   */
+  int flags = SIGCHLD | (p->join ? 0 : (CLONE_VM | CLONE_VFORK | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | p->clone_flags));
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &saved);
   pid_t pid = clone(p->join ? join_main : child_main, stack + STACK_SIZE, flags, p);
+  int clone_errno = errno;
+  pthread_sigmask(SIG_SETMASK, &saved, NULL);
   if (pid < 0) {
-    int e = errno;
-    snprintf(err, errlen, "cannot create the container's namespaces: %s", strerror(e));
+    snprintf(err, errlen, "cannot create the container's namespaces: %s", strerror(clone_errno));
     ret = -3;
     goto out;
   }
   close(errpipe[1]); errpipe[1] = -1;
-  close(gopipe[0]); gopipe[0] = -1;
-  if (p->cgroup && write_pid(p->cgroup, pid, err, errlen) < 0) {
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    ret = -3;
-    goto out;
-  }
-  if (write(gopipe[1], "g", 1) != 1) { /* child gone */ }
-  close(gopipe[1]); gopipe[1] = -1;
   int code = read_report(errpipe[0], err, errlen);
   if (code) {
-    waitpid(pid, NULL, 0);
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
     ret = -code;
     goto out;
   }
@@ -814,7 +822,6 @@ int nsbox_spawn(const char *planbuf, int planlen, char *err, int errlen, int *no
 out:
   for (int i = 0; i < 2; i++) {
     if (errpipe[i] >= 0) close(errpipe[i]);
-    if (gopipe[i] >= 0) close(gopipe[i]);
     if (notify[i] >= 0) close(notify[i]);
   }
   if (stack) munmap(stack, STACK_SIZE);
@@ -939,117 +946,44 @@ int nsbox_device_policy(const char *cgroup_dir, const int *rules, int nrules, ch
   return 0;
 }
 
-/* ---------- the guard: cleans up after a supervisor that died ---------- */
-
-static int rmdir_tree(int dirfd, const char *name, int depth) {
-  if (depth > 64) return -1;
-  int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) return -1;
-  char buf[8192];
-  for (;;) {
-    long nread = syscall(SYS_getdents64, fd, buf, sizeof buf);
-    if (nread <= 0) break;
-    for (long off = 0; off < nread;) {
-      struct { uint64_t ino; int64_t off; unsigned short reclen; unsigned char type; char name[]; } *d = (void *)(buf + off);
-      if (d->type == DT_DIR && strcmp(d->name, ".") && strcmp(d->name, "..")) rmdir_tree(fd, d->name, depth + 1);
-      off += d->reclen;
-    }
-  }
-  close(fd);
-  return unlinkat(dirfd, name, AT_REMOVEDIR);
-}
-
-static void kill_cgroup(const char *dir) {
-  char path[4096], buf[4096];
-  snprintf(path, sizeof path, "%s/cgroup.kill", dir);
-  int fd = open(path, O_WRONLY | O_CLOEXEC);
-  if (fd >= 0) { ssize_t w = write(fd, "1", 1); (void)w; close(fd); }
-  /* cgroup.kill is per subtree on 5.14+; read procs for older kernels */
-  snprintf(path, sizeof path, "%s/cgroup.procs", dir);
-  fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return;
-  ssize_t n = read(fd, buf, sizeof buf - 1);
-  close(fd);
-  if (n <= 0) return;
-  buf[n] = 0;
-  for (char *s = buf; *s;) {
-    long pid = strtol(s, &s, 10);
-    if (pid > 0) kill((pid_t)pid, SIGKILL);
-    while (*s == '\n') s++;
-  }
-}
+/* ---------- the guard (runtime/native/guard.c) ---------- */
 
 /*
- * Forks a small process that waits for EOF on a pipe held only by the
- * supervisor, then removes the container's cgroup (after killing what is left
- * in it) and the given files. A supervisor killed with SIGKILL thus leaves
- * nothing behind. Returns the write end of the pipe (close-on-exec) or -errno.
- * paths: NUL-separated, each prefixed with 'c' (cgroup dir) or 'f' (file).
+ * Starts build/nsbox-guard (path given) with the read end of a fresh pipe as
+ * its stdin and the entries as arguments; returns the write end (close-on-exec).
+ * posix_spawn uses vfork semantics, so this costs no copy of Node's memory.
  */
-int nsbox_guard(const char *paths, int len) {
+int nsbox_guard(const char *exe, const char *entries, int len) {
   int pfd[2];
+  char *argv[66];
+  int argc = 0;
+  argv[argc++] = (char *)"nsbox-guard";
+  for (const char *s = entries; s < entries + len && argc < 64; s += s_len(s) + 1) argv[argc++] = (char *)s;
+  argv[argc] = NULL;
   if (pipe2(pfd, O_CLOEXEC) < 0) return -errno;
-  pid_t pid = fork();
-  if (pid < 0) { int e = errno; close(pfd[0]); close(pfd[1]); return -e; }
-  if (pid == 0) {
-    /* Only async-signal-safe calls from here: Node's other threads are gone. */
-    sigset_t all;
-    sigemptyset(&all);
-    sigprocmask(SIG_SETMASK, &all, NULL);
-    for (int s = 1; s < NSIG; s++) if (s != SIGKILL && s != SIGSTOP) signal(s, SIG_IGN);
-    setsid();
-    pid_t again = fork(); /* double fork: reparented, never a zombie of Node */
-    if (again != 0) _exit(0);
-    int keep = pfd[0];
-    for (int fd = 0; fd < 1024; fd++) if (fd != keep) close(fd);
-    int devnull = open("/dev/null", O_RDWR);
-    if (devnull >= 0) { dup2(devnull, 0); dup2(devnull, 1); dup2(devnull, 2); }
-    char c = 0;
-    for (;;) {
-      ssize_t r = read(keep, &c, 1);
-      if (r == 1 && c == 'x') _exit(0); /* the supervisor cleaned up itself */
-      if (r == 0 || (r < 0 && errno != EINTR)) break;
-    }
-    /* The supervisor is gone. */
-    for (int round = 0; round < 100; round++) {
-      int left = 0;
-      for (const char *s = paths; s < paths + len; s += s_len(s) + 1) {
-        if (s[0] == 'c') {
-          char path[4096];
-          kill_cgroup(s + 1);
-          const char *slash = strrchr(s + 1, '/');
-          if (!slash) continue;
-          size_t dl = (size_t)(slash - (s + 1));
-          if (dl >= sizeof path) continue;
-          memcpy(path, s + 1, dl);
-          path[dl] = 0;
-          int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-          if (dfd < 0) continue;
-          if (rmdir_tree(dfd, slash + 1, 0) < 0 && errno != ENOENT) left = 1;
-          close(dfd);
-        } else if (s[0] == 'f') {
-          /* "f<path>\t<token>": remove the file only while it is still ours */
-          char path[4096], buf[4096];
-          const char *tab = strchr(s + 1, '\t');
-          if (!tab || (size_t)(tab - (s + 1)) >= sizeof path) continue;
-          memcpy(path, s + 1, (size_t)(tab - (s + 1)));
-          path[tab - (s + 1)] = 0;
-          int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-          if (fd < 0) continue;
-          ssize_t n = read(fd, buf, sizeof buf - 1);
-          close(fd);
-          if (n <= 0) continue;
-          buf[n] = 0;
-          if (strstr(buf, tab + 1)) unlink(path);
-        }
-      }
-      if (!left) break;
-      usleep(50000);
-    }
-    _exit(0);
-  }
+  posix_spawn_file_actions_t fa;
+  posix_spawnattr_t at;
+  sigset_t none, all;
+  sigemptyset(&none);
+  sigfillset(&all);
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, pfd[0], 0);
+  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+  posix_spawnattr_init(&at);
+  posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  posix_spawnattr_setsigmask(&at, &none);
+  posix_spawnattr_setsigdefault(&at, &all);
+  pid_t pid;
+  extern char **environ;
+  int r = posix_spawn(&pid, exe, &fa, &at, argv, environ);
+  posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&at);
   close(pfd[0]);
+  if (r != 0) { close(pfd[1]); return -r; }
+  /* The guard forks once and its first process exits at once: reap it here
+   * so Node never holds a zombie. */
   int st;
-  waitpid(pid, &st, 0);
+  while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
   return pfd[1];
 }

@@ -1,0 +1,114 @@
+/*
+ * nsbox-guard: cleans up after a supervisor that died.
+ *
+ * Started by the supervisor (nsbox_guard in spawn.c) with a pipe on stdin
+ * that only the supervisor holds. If the supervisor ends normally it writes
+ * "x" first and the guard just exits; on EOF without it (the supervisor was
+ * killed, even with SIGKILL) the guard kills what is left in the container's
+ * cgroup, removes the cgroup bottom-up and the machine's registry entry.
+ *
+ * Arguments: "c<cgroup dir>" and "f<file>\t<token>" (removed only while the
+ * file still holds token, so a newer machine of the same name is safe).
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+static int rmdir_tree(int dirfd, const char *name, int depth) {
+  if (depth > 64) return -1;
+  int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return -1;
+  char buf[8192];
+  for (;;) {
+    long nread = syscall(SYS_getdents64, fd, buf, sizeof buf);
+    if (nread <= 0) break;
+    for (long off = 0; off < nread;) {
+      struct { uint64_t ino; int64_t off; unsigned short reclen; unsigned char type; char name[]; } *d = (void *)(buf + off);
+      if (d->type == DT_DIR && strcmp(d->name, ".") && strcmp(d->name, "..")) rmdir_tree(fd, d->name, depth + 1);
+      off += d->reclen;
+    }
+  }
+  close(fd);
+  return unlinkat(dirfd, name, AT_REMOVEDIR);
+}
+
+static void kill_cgroup(const char *dir) {
+  char path[4096], buf[4096];
+  snprintf(path, sizeof path, "%s/cgroup.kill", dir);
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd >= 0) { ssize_t w = write(fd, "1", 1); (void)w; close(fd); }
+  /* cgroup.kill is per subtree on 5.14+; read procs for older kernels */
+  snprintf(path, sizeof path, "%s/cgroup.procs", dir);
+  fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return;
+  buf[n] = 0;
+  for (char *s = buf; *s;) {
+    long pid = strtol(s, &s, 10);
+    if (pid > 0) kill((pid_t)pid, SIGKILL);
+    while (*s == '\n') s++;
+  }
+}
+
+static void cleanup(int argc, char **argv) {
+  for (int round = 0; round < 100; round++) {
+    int left = 0;
+    for (int i = 1; i < argc; i++) {
+      const char *s = argv[i];
+      if (s[0] == 'c') {
+        char path[4096];
+        kill_cgroup(s + 1);
+        const char *slash = strrchr(s + 1, '/');
+        if (!slash) continue;
+        size_t dl = (size_t)(slash - (s + 1));
+        if (dl >= sizeof path) continue;
+        memcpy(path, s + 1, dl);
+        path[dl] = 0;
+        int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0) continue;
+        if (rmdir_tree(dfd, slash + 1, 0) < 0 && errno != ENOENT) left = 1;
+        close(dfd);
+      } else if (s[0] == 'f') {
+        char path[4096], buf[4096];
+        const char *tab = strchr(s + 1, '\t');
+        if (!tab || (size_t)(tab - (s + 1)) >= sizeof path) continue;
+        memcpy(path, s + 1, (size_t)(tab - (s + 1)));
+        path[tab - (s + 1)] = 0;
+        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0) continue;
+        ssize_t n = read(fd, buf, sizeof buf - 1);
+        close(fd);
+        if (n <= 0) continue;
+        buf[n] = 0;
+        if (strstr(buf, tab + 1)) unlink(path);
+      }
+    }
+    if (!left) return;
+    usleep(50000);
+  }
+}
+
+int main(int argc, char **argv) {
+  /* Detach: the first process exits at once so the supervisor can reap it. */
+  pid_t pid = fork();
+  if (pid != 0) return pid < 0 ? 1 : 0;
+  for (int s = 1; s < NSIG; s++) if (s != SIGKILL && s != SIGSTOP) signal(s, SIG_IGN);
+  char c = 0;
+  for (;;) {
+    ssize_t r = read(0, &c, 1);
+    if (r == 1 && c == 'x') return 0; /* the supervisor cleaned up itself */
+    if (r == 0 || (r < 0 && errno != EINTR)) break;
+  }
+  cleanup(argc, argv);
+  return 0;
+}
