@@ -147,7 +147,7 @@ export async function verifySignaturePacket(data: Uint8Array, packet: Uint8Array
 export async function signatureKeyIds(signature: Uint8Array | string): Promise<string[]> {
   const pgp = await openpgp();
   const sig = await readSig(pgp, signature, {});
-  return sig.getSigningKeyIDs().map((id) => id.toHex().toUpperCase());
+  return Array.from(sig.getSigningKeyIDs(), (id) => id.toHex().toUpperCase());
 }
 
 async function readSig(pgp: OpenPGP, signature: Uint8Array | string, opts: VerifyOptions): Promise<Signature> {
@@ -173,12 +173,15 @@ async function judge(sigs: VerificationResult[], ring: Keyring, opts: VerifyOpti
     try {
       await s.verified;
       const key = ring.keys.find((k) => k.getKeyIDs().some((id) => id.toHex().toUpperCase() === keyId));
+      // openpgp judges the key as of the signature's creation; apt (gpgv) also refuses keys expired or revoked *now*.
+      await key?.getSigningKey(s.keyID, opts.date ?? new Date());
       const packet = await s.signature.then((x) => x.packets[0]).catch(() => undefined);
       good.push({ keyId, fingerprint: key?.getFingerprint().toUpperCase() ?? '', userId: key?.getUserIDs()[0], created: packet?.created ?? undefined });
     } catch (err) {
       const msg = (err as Error).message ?? '';
       if (/Could not find signing key/.test(msg)) unknown.push(keyId);
       else if (/expired/i.test(msg)) expired ??= /key/i.test(msg) ? `key 0x${keyId} expired` : `signature by 0x${keyId} expired`;
+      else if (/revoked/i.test(msg)) expired ??= `key 0x${keyId} is revoked`;
       else bad ??= `bad signature by key 0x${keyId} (${msg.replace(/^Error verifying (signed )?message: /i, '')})`;
     }
   }

@@ -95,7 +95,7 @@ export function tarEntry(h: Header): TreeEntry {
  *   else for await (const _ of data);
  * }
  */
-export async function* readTar(input: Readable | AsyncIterable<Buffer>): AsyncGenerator<{ entry: TreeEntry; data: AsyncIterable<Buffer> }> {
+export async function* readTar(input: Readable | AsyncIterable<Buffer> | Iterable<Buffer>): AsyncGenerator<{ entry: TreeEntry; data: AsyncIterable<Buffer> }> {
   const ex = tarExtract();
   const feed = (async () => {
     try {
@@ -128,7 +128,7 @@ function corrupt(err: unknown): Error {
  * const files = await readTarFiles(controlStream);
  * files.get('control')?.toString()
  */
-export async function readTarFiles(input: Readable | AsyncIterable<Buffer>, filter: (path: string) => boolean = () => true): Promise<Map<string, Buffer>> {
+export async function readTarFiles(input: Readable | AsyncIterable<Buffer> | Iterable<Buffer>, filter: (path: string) => boolean = () => true): Promise<Map<string, Buffer>> {
   const out = new Map<string, Buffer>();
   for await (const { entry, data } of readTar(input)) {
     const p = entry.path.replace(/^(\.?\/)+/, '');
@@ -152,7 +152,7 @@ export async function readTarFiles(input: Readable | AsyncIterable<Buffer>, filt
  * @example
  * const paths = await extractTar(await decompressStream(dataTar, 'xz'), '/srv/tree');
  */
-export async function extractTar(input: Readable | AsyncIterable<Buffer>, root: string, opts: WriterOptions & { writer?: TreeWriter } = {}): Promise<string[]> {
+export async function extractTar(input: Readable | AsyncIterable<Buffer> | Iterable<Buffer>, root: string, opts: WriterOptions & { writer?: TreeWriter } = {}): Promise<string[]> {
   await mkdir(root, { recursive: true });
   const writer = opts.writer ?? new TreeWriter(root, opts);
   const start = writer.written.length;
