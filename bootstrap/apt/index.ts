@@ -4,6 +4,7 @@
  * when the digest matched, so a tampered index adds nothing.
  */
 import { createHash } from 'node:crypto';
+import { open } from 'node:fs/promises';
 import { Readable, Transform } from 'node:stream';
 import { VerifyError } from '../../errors.js';
 import { decompressStream } from '../decompress.js';
@@ -25,6 +26,7 @@ export async function readPackagesIndex(
   universe: Universe,
   origin: string,
   what = choice.path,
+  opts: ReadIndexOptions = {},
 ): Promise<number> {
   const hash = createHash('sha256');
   let size = 0;
@@ -39,8 +41,21 @@ export async function readPackagesIndex(
   source.on('error', (e) => hasher.destroy(e));
   const plain = await decompressStream(source.pipe(hasher), choice.compression);
   const pkgs: PackageInfo[] = [];
+  const plainHash = createHash('sha256');
+  let plainSize = 0;
+  const save = opts.savePlainTo && choice.compression !== 'none' && choice.uncompressed ? await open(opts.savePlainTo, 'w') : undefined;
+  async function* teed() {
+    for await (const chunk of plain as AsyncIterable<Buffer>) {
+      if (save) {
+        plainHash.update(chunk);
+        plainSize += chunk.length;
+        await save.write(chunk);
+      }
+      yield chunk;
+    }
+  }
   try {
-    for await (const p of streamParagraphs(plain, { fields: PACKAGE_FIELDS })) {
+    for await (const p of streamParagraphs(teed(), { fields: PACKAGE_FIELDS })) {
       const pkg = toPackage(p, origin);
       if (pkg) pkgs.push(pkg);
     }
@@ -48,6 +63,8 @@ export async function readPackagesIndex(
     if (err instanceof VerifyError) throw err;
     // A decompressor error on tampered data is reported as what it is.
     throw new VerifyError(`cannot read \`${what}\`: ${(err as Error).message}`, { cause: err, hint: 'the file is corrupt; retry, or use another --mirror' });
+  } finally {
+    await save?.close();
   }
   const got = hash.digest('hex');
   if (size !== choice.size || got !== choice.sha256) {
@@ -56,5 +73,17 @@ export async function readPackagesIndex(
     });
   }
   for (const p of pkgs) universe.add(p);
+  if (save) opts.onPlainSaved?.(plainSize === choice.uncompressed!.size && plainHash.digest('hex') === choice.uncompressed!.sha256);
   return pkgs.length;
+}
+
+/** Options of `readPackagesIndex`. */
+export interface ReadIndexOptions {
+  /**
+   * Also write the decompressed index here (when Release lists the
+   * uncompressed checksum), so the next run can skip decompression.
+   */
+  savePlainTo?: string;
+  /** Called after a complete read with whether the saved copy matches Release's uncompressed entry. */
+  onPlainSaved?: (matches: boolean) => void;
 }

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { VerifyError } from '../../../errors.js';
 import { loadKeyringFiles, type Keyring } from '../../../bootstrap/pgp.js';
 import { readPackagesIndex } from '../../../bootstrap/apt/index.js';
@@ -78,6 +80,24 @@ describe('apt/release', () => {
     assert.equal(u.size, 3);
     assert.ok([...u.all()].every((p) => p.origin === 'trixie-updates' && p.filename.startsWith('pool/')));
     checkDigest(PACKAGES_XZ, rel.files.get('main/binary-amd64/Packages.xz')!, 'Packages.xz');
+  });
+
+  it('saves the decompressed index and confirms it against the uncompressed entry of Release', async () => {
+    const rel = parseRelease(stripClearsign(IN_RELEASE));
+    const dir = mkdtempSync(join(tmpdir(), 'nsbox-apt-'));
+    try {
+      let ok: boolean | undefined;
+      const choice = chooseIndex(rel, 'main', 'amd64')!;
+      await readPackagesIndex(PACKAGES_XZ, choice, new Universe('amd64'), 'x', 'x', { savePlainTo: join(dir, 'P'), onPlainSaved: (m) => (ok = m) });
+      assert.equal(ok, true);
+      const plain = readFileSync(join(dir, 'P'));
+      checkDigest(plain, choice.uncompressed!, 'Packages');
+      const u = new Universe('amd64');
+      await readPackagesIndex(plain, { ...choice, ...choice.uncompressed!, compression: 'none' }, u, 'x');
+      assert.equal(u.size, 3);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('rejects a tampered Packages.xz and adds nothing from it', async () => {

@@ -1,0 +1,109 @@
+/**
+ * One suite of an apt repository, fetched and trusted: InRelease (or
+ * Release + Release.gpg) through the per-URL cache, then each Packages
+ * index through the content-addressed cache by its signed SHA256, read into
+ * a Universe. A warm cache costs one conditional request per suite.
+ */
+import { createReadStream } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { NsboxError, VerifyError } from '../../errors.js';
+import type { Cache } from '../cache.js';
+import type { HttpClient } from '../http.js';
+import type { Keyring } from '../pgp.js';
+import { readPackagesIndex } from './index.js';
+import { trustRelease, type TrustedRelease } from './inrelease.js';
+import { packagesIndexes } from './release.js';
+import type { Universe } from './universe.js';
+
+/** What to load. */
+export interface SuiteRequest {
+  /** Archive root, e.g. `http://mirror.example/debian` (no trailing slash). */
+  base: string;
+  suite: string;
+  components: string[];
+  keyring?: Keyring;
+  noVerify?: boolean;
+  ignoreValidUntil?: boolean;
+  now?: Date;
+  signal?: AbortSignal;
+}
+
+/** A loaded suite. */
+export interface LoadedSuite {
+  trusted: TrustedRelease;
+  /** Packages read from its indexes. */
+  packages: number;
+  /** Index files that came from the network (0 with a warm cache). */
+  downloaded: number;
+}
+
+/**
+ * Fetches, verifies and reads a suite into `universe`.
+ *
+ * @example
+ * const u = new Universe('amd64');
+ * await loadSuite(http, cache, { base: mirror, suite: 'trixie', components: ['main'], keyring }, u);
+ * await loadSuite(http, cache, { base: security, suite: 'trixie-security', components: ['main'], keyring }, u);
+ */
+export async function loadSuite(http: HttpClient, cache: Cache, req: SuiteRequest, universe: Universe): Promise<LoadedSuite> {
+  const dists = `${req.base}/dists/${req.suite}`;
+  let trusted: TrustedRelease;
+  const common = { suite: req.suite, keyring: req.keyring, noVerify: req.noVerify, ignoreValidUntil: req.ignoreValidUntil, now: req.now };
+  try {
+    const { data } = await cache.fetchIndex(http, `${dists}/InRelease`, { signal: req.signal });
+    trusted = await trustRelease({ inRelease: data.toString('utf8') }, { ...common, what: `${dists}/InRelease` });
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
+    // Old or third-party archives only have Release + Release.gpg.
+    const release = (await cache.fetchIndex(http, `${dists}/Release`, { signal: req.signal })).data;
+    const releaseGpg = req.noVerify ? Buffer.alloc(0) : (await cache.fetchIndex(http, `${dists}/Release.gpg`, { signal: req.signal })).data;
+    trusted = await trustRelease({ release, releaseGpg }, { ...common, what: `${dists}/Release` });
+  }
+  let packages = 0;
+  let downloaded = 0;
+  for (const choice of packagesIndexes(trusted.release, req.suite, req.components, universe.arch)) {
+    const where = `${dists}/${choice.path}`;
+    // A decompressed copy from an earlier run (verified against Release's uncompressed entry) skips xz.
+    const plain = choice.uncompressed && (await cache.lookup({ algo: 'sha256', hex: choice.uncompressed.sha256 }, choice.uncompressed.size));
+    if (plain) {
+      const plainChoice = { ...choice, ...choice.uncompressed!, compression: 'none' as const, uncompressed: undefined };
+      packages += await readPackagesIndex(createReadStream(plain), plainChoice, universe, req.suite, where.replace(/\.\w+$/, ''));
+      continue;
+    }
+    const digest = { algo: 'sha256' as const, hex: choice.sha256 };
+    let path = await cache.lookup(digest, choice.size);
+    if (!path) {
+      const url = `${dists}/${choice.fetchPath}`;
+      const tmp = await cache.tempPath('Packages');
+      let h = createHash('sha256');
+      try {
+        await http.download(url, tmp, { signal: req.signal, onChunk: (c) => h.update(c), onReset: () => (h = createHash('sha256')) });
+        const got = h.digest('hex');
+        if (got !== choice.sha256) throw new VerifyError(`cannot verify \`${url}\`: SHA256 ${got}, expected ${choice.sha256}`, { hint: 'the mirror may be syncing; retry later or use another --mirror' });
+        path = await cache.commit(tmp, digest);
+      } finally {
+        await rm(tmp, { force: true });
+      }
+      downloaded++;
+    }
+    // Checked again while reading: the cache is trusted only as far as the digest goes.
+    const tmpPlain = choice.uncompressed ? await cache.tempPath('Packages-plain') : undefined;
+    let plainOk = false;
+    try {
+      packages += await readPackagesIndex(createReadStream(path), choice, universe, req.suite, where, {
+        savePlainTo: tmpPlain,
+        onPlainSaved: (ok) => (plainOk = ok),
+      });
+      if (tmpPlain && plainOk) await cache.commit(tmpPlain, { algo: 'sha256', hex: choice.uncompressed!.sha256 });
+    } finally {
+      if (tmpPlain) await rm(tmpPlain, { force: true });
+    }
+  }
+  return { trusted, packages, downloaded };
+}
+
+function isNotFound(err: unknown): boolean {
+  const msg = err instanceof Error ? err.message : '';
+  return /\b404\b|not found/i.test(msg) && !(err instanceof VerifyError) && (err instanceof NsboxError || err instanceof Error);
+}
