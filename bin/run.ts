@@ -3,12 +3,13 @@ import { writeSync } from 'node:fs';
 import { NsboxError } from '../errors.js';
 import { parseRunArgs, RUN_HELP } from '../runtime/args.js';
 import { normalizeRunOptions } from '../runtime/options.js';
+import { isatty } from '../runtime/isatty.js';
 
 export async function main(argv: string[]): Promise<number> {
   try {
     const parsed = parseRunArgs(argv);
     if (parsed.help) { writeSync(1, RUN_HELP); return 0; }
-    const opts = normalizeRunOptions(parsed, { isTTY: process.stdin.isTTY === true && process.stdout.isTTY === true });
+    const opts = normalizeRunOptions(parsed, { isTTY: isatty(0) && isatty(1) });
     const { runOrBoot } = await import('../runtime/run.js');
     return await runOrBoot(opts);
   } catch (e) {

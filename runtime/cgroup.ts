@@ -60,7 +60,8 @@ export function removeCgroup(dir: string): boolean {
     try { rm(dir); return true; } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return true;
       if (i === 0) { try { writeFileSync(join(dir, 'cgroup.kill'), '1'); } catch { /* older kernel */ } }
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20); // processes still exiting
+      if (process.env.NSBOX_DEBUG_CGROUP) process.stderr.write(`rmdir retry ${i}: ${(e as Error).message}\n`);
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, Math.min(2 << i, 50)); // processes still exiting
     }
   }
   return false;

@@ -38,11 +38,13 @@ function libraryPath(): string {
 }
 
 export interface Native {
-  spawn(plan: Buffer): { pid: number; notifyFd: number } | { error: string; code: number };
+  spawn(plan: Buffer): { pid: number } | { error: string; code: number };
+  /** Wait status if pid ended, -1 while it runs, -2 if it is not our child. */
+  reap(pid: number): number;
   openpty(): { fd: number; path: string };
   setWinsize(fd: number, rows: number, cols: number): void;
   devicePolicy(cgroupDir: string, rules: [number, number, number, number][]): string | undefined;
-  guard(entries: string[]): number;
+  guard(entries: string[]): { fd: number; pid: number };
 }
 
 let cached: Native | undefined;
@@ -53,19 +55,19 @@ export function native(): Native {
   const koffi = loadKoffi();
   const libPath = libraryPath();
   const lib = koffi.load(libPath);
-  const spawn = lib.func('int nsbox_spawn(const uint8_t *plan, int len, _Out_ uint8_t *err, int errlen, _Out_ int *notify)');
+  const spawn = lib.func('int nsbox_spawn(const uint8_t *plan, int len, _Out_ uint8_t *err, int errlen)');
+  const reap = lib.func('int nsbox_reap(int pid)');
   const openpty = lib.func('int nsbox_openpty(_Out_ uint8_t *name, int len)');
   const winsize = lib.func('int nsbox_set_winsize(int fd, int rows, int cols)');
   const policy = lib.func('int nsbox_device_policy(const char *dir, const int *rules, int n, _Out_ uint8_t *err, int errlen)');
-  const guard = lib.func('int nsbox_guard(const char *exe, const uint8_t *entries, int len)');
+  const guard = lib.func('int nsbox_guard(const char *exe, const uint8_t *entries, int len, _Out_ int *pid)');
   const guardExe = join(dirname(libPath), 'nsbox-guard');
   const cstr = (b: Buffer) => b.subarray(0, Math.max(0, b.indexOf(0))).toString();
   cached = {
     spawn(plan) {
       const err = Buffer.alloc(2048);
-      const notify = [0];
-      const r = spawn(plan, plan.length, err, err.length, notify) as number;
-      if (r > 0) return { pid: r, notifyFd: notify[0] };
+      const r = spawn(plan, plan.length, err, err.length) as number;
+      if (r > 0) return { pid: r };
       return { error: cstr(err) || 'the container failed to start', code: -r };
     },
     openpty() {
@@ -74,6 +76,7 @@ export function native(): Native {
       if (fd < 0) throw new SetupError(`cannot allocate a pseudo terminal: errno ${-fd}`);
       return { fd, path: cstr(name) };
     },
+    reap(pid) { return reap(pid) as number; },
     setWinsize(fd, rows, cols) { winsize(fd, rows, cols); },
     devicePolicy(dir, rules) {
       const err = Buffer.alloc(512);
@@ -83,9 +86,10 @@ export function native(): Native {
     },
     guard(entries) {
       const buf = Buffer.from(entries.join('\0') + '\0');
-      const fd = guard(guardExe, buf, buf.length) as number;
+      const pid = [0];
+      const fd = guard(guardExe, buf, buf.length, pid) as number;
       if (fd < 0) throw new SetupError(`cannot start the cleanup guard: errno ${-fd}`);
-      return fd;
+      return { fd, pid: pid[0] };
     },
   };
   return cached;

@@ -36,6 +36,8 @@ export interface ContainerPlan {
   consolePath?: string;
   bringUpLoopback: boolean;
   listenFds: number[];
+  /** fds that become the container's stdin, stdout, stderr in pipe mode (default: nsbox's own). */
+  stdio?: [number, number, number];
   env: string[];
   argv: string[];
 }
@@ -62,6 +64,8 @@ export interface PlanFacts {
   journal?: { source: string; dest: string };
   /** Extra environment from the caller (e.g. NOTIFY_SOCKET). */
   extraEnv?: string[];
+  /** fds for the container's stdin, stdout, stderr (pipe mode). */
+  stdio?: [number, number, number];
   /** Extra files under /run/host (e.g. the notify socket directory). */
   runHostBinds?: { source: string; dest: string }[];
 }
@@ -167,6 +171,7 @@ export function buildPlan(opts: RunOptions, facts: PlanFacts): ContainerPlan {
     consolePath: facts.consolePath,
     bringUpLoopback: opts.privateNetwork,
     listenFds: opts.listenFds,
+    stdio: facts.stdio,
     env: [...merged.values()],
     argv: facts.argv,
   };

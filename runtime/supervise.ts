@@ -3,8 +3,7 @@
  * native helper, then supervises — console, signals, exit status, and
  * cleanup of everything it made on the host (cgroup, registry entry).
  */
-import { randomBytes, createHash } from 'node:crypto';
-import { existsSync, writeSync, closeSync, createReadStream, readFileSync, statSync } from 'node:fs';
+import { existsSync, writeSync, closeSync, readFileSync, statSync } from 'node:fs';
 import { NsboxError, SetupError, EXIT } from '../errors.js';
 import type { RunOptions } from './options.js';
 import { buildPlan, type PlanFacts } from './plan.js';
@@ -24,18 +23,44 @@ export interface SuperviseHooks {
   onExited?: () => void;
   /** Log a line (stderr by default) unless quiet. */
   log?: (line: string) => void;
+  /** Relay SIGTERM/SIGINT/SIGHUP sent to this process (the CLI); library callers use `signal`. */
+  forwardSignals?: boolean;
+  /** Aborting kills the container (poweroff first when booted). */
+  signal?: AbortSignal;
+  /** fds for the container's stdin, stdout, stderr in pipe mode. */
+  stdio?: [number, number, number];
 }
 
 const SIGRTMIN_3 = 34 + 3; // SIGRTMIN is 34 with glibc on Linux
 
 /** A stable per-machine UUID: the tree's machine-id if set, else derived from tree and name. */
 export function containerUuid(directory: string, machine: string): string {
-  const id = treeMachineId(directory) ?? createHash('sha256').update(`nsbox\0${directory}\0${machine}`).digest('hex').slice(0, 32);
+  const id = treeMachineId(directory) ?? hash128(`nsbox\0${directory}\0${machine}`);
   const h = id.split('');
   h[12] = '4';
   h[16] = ((parseInt(h[16], 16) & 0x3) | 0x8).toString(16);
   const s = h.join('');
   return `${s.slice(0, 8)}-${s.slice(8, 12)}-${s.slice(12, 16)}-${s.slice(16, 20)}-${s.slice(20, 32)}`;
+}
+
+/**
+ * A stable 128-bit hex digest (four FNV-1a lanes). Not cryptographic: it only
+ * has to be stable and spread; node:crypto costs ~15 ms to load on the run path.
+ */
+function hash128(text: string): string {
+  let out = '';
+  for (let lane = 0; lane < 4; lane++) {
+    let h = (0x811c9dc5 ^ (lane * 0x9e3779b9)) >>> 0;
+    for (let i = 0; i < text.length; i++) { h ^= text.charCodeAt(i); h = Math.imul(h, 0x01000193) >>> 0; }
+    for (let i = 0; i < 4; i++) { h ^= h >>> 13; h = Math.imul(h, 0x5bd1e995) >>> 0; h ^= h >>> 15; }
+    out += h.toString(16).padStart(8, '0');
+  }
+  return out;
+}
+
+/** A token unique to this supervisor instance. */
+function instanceToken(): string {
+  return `${process.pid.toString(16)}${process.hrtime.bigint().toString(16)}${Math.floor(Math.random() * 2 ** 32).toString(16)}`.slice(-16).padStart(16, '0');
 }
 
 /** The argv to exec: init for --boot, the command, or the user's login shell. */
@@ -97,7 +122,7 @@ export async function supervise(opts: RunOptions, hooks: SuperviseHooks = {}): P
   }
   const argv = commandArgv(opts, opts.user ? lookupUser(root, opts.user) : rootEntry);
 
-  const token = randomBytes(8).toString('hex');
+  const token = instanceToken();
   const entry: registry.MachineEntry = {
     name: opts.machine, leader: 0, supervisor: process.pid, supervisorStart: registry.processStart(process.pid) ?? '',
     directory: root, boot: opts.boot, started: new Date().toISOString(), uuid, token,
@@ -105,13 +130,17 @@ export async function supervise(opts: RunOptions, hooks: SuperviseHooks = {}): P
   registry.claim(entry);
 
   let cgroupDir: string | undefined;
-  let guardFd = -1;
+  let guard: { fd: number; pid: number } | undefined;
   let masterFd = -1;
   const nat = native();
   const cleanup = () => {
     if (cgroupDir) removeCgroup(cgroupDir);
     registry.release(entry);
-    if (guardFd >= 0) { try { writeSync(guardFd, 'x'); closeSync(guardFd); } catch { /* guard gone */ } guardFd = -1; }
+    if (guard) {
+      try { writeSync(guard.fd, 'x'); closeSync(guard.fd); } catch { /* guard gone */ }
+      nat.reap(guard.pid); // its first process exited right after start
+      guard = undefined;
+    }
   };
   try {
     const mount = cgroup2Mount();
@@ -122,7 +151,7 @@ export async function supervise(opts: RunOptions, hooks: SuperviseHooks = {}): P
       if (err) log(`nsbox: warning: ${err}; device nodes are not restricted in this container`);
     }
     // A guard removes the cgroup and our entry if this process is killed.
-    guardFd = nat.guard([
+    guard = nat.guard([
       ...(cgroupDir ? [`c${cgroupDir}`] : []),
       `f${registry.entryPath(entry.name)}\t${token}`,
     ]);
@@ -141,6 +170,7 @@ export async function supervise(opts: RunOptions, hooks: SuperviseHooks = {}): P
       ttyGid: groupId(root, 'tty', 5),
       user: user && { ...user, home: existingDir(root, user.home) }, home: existingDir(root, rootEntry?.home ?? '/root'), argv,
       term: opts.console === 'pipe' ? undefined : (process.env.TERM ?? 'xterm-256color'),
+      stdio: hooks.stdio,
       ...hooks.facts?.(opts, uuid),
     };
     const plan = buildPlan(opts, facts);
@@ -158,7 +188,7 @@ export async function supervise(opts: RunOptions, hooks: SuperviseHooks = {}): P
       log(`Spawning container ${opts.machine} on ${root}.\nPress Ctrl-] three times within 1s to kill container.`);
     }
     hooks.onStarted?.({ pid: started.pid, name: opts.machine, uuid });
-    const status = await superviseProcess(opts, started.pid, started.notifyFd, masterFd, (r, c) => nat.setWinsize(masterFd, r, c), log);
+    const status = await superviseProcess(opts, hooks, started.pid, () => nat.reap(started.pid), masterFd, (r, c) => nat.setWinsize(masterFd, r, c), log);
     masterFd = -1;
     hooks.onExited?.();
     return status;
@@ -169,7 +199,7 @@ export async function supervise(opts: RunOptions, hooks: SuperviseHooks = {}): P
 }
 
 /** Waits for the container, relaying signals and the console; resolves with the exit status. */
-async function superviseProcess(opts: RunOptions, pid: number, notifyFd: number, masterFd: number,
+async function superviseProcess(opts: RunOptions, hooks: SuperviseHooks, pid: number, reap: () => number, masterFd: number,
   setWinsize: (rows: number, cols: number) => void, log: (l: string) => void): Promise<number> {
   let requestedSignal = 0;
   let killed = false;
@@ -196,13 +226,18 @@ async function superviseProcess(opts: RunOptions, pid: number, notifyFd: number,
       if (!catches(pid, num)) { requestedSignal = num; process.kill(pid, 'SIGKILL'); }
     } catch { /* already gone */ }
   };
-  for (const s of signals) process.on(s, forward);
+  const relay = hooks.forwardSignals !== false;
+  if (relay) for (const s of signals) process.on(s, forward);
+  const onAbort = () => forward('SIGTERM');
+  hooks.signal?.addEventListener('abort', onAbort, { once: true });
+  if (hooks.signal?.aborted) onAbort();
   try {
-    const status = await readStatus(notifyFd);
+    const status = await waitExit(reap);
     if (proxy) { await drain(); proxy.close(); }
     return exitCode(status, opts, requestedSignal, killed, log);
   } finally {
-    for (const s of signals) process.off(s, forward);
+    if (relay) for (const s of signals) process.off(s, forward);
+    hooks.signal?.removeEventListener('abort', onAbort);
   }
 }
 
@@ -217,17 +252,24 @@ function catches(pid: number, sig: number): boolean {
   } catch { return false; }
 }
 
-function readStatus(fd: number): Promise<number> {
+/**
+ * Waits for the container's first process: on every SIGCHLD (and once a
+ * second, in case a signal was coalesced away) try to reap it. A timer keeps
+ * the event loop alive; signal listeners alone do not.
+ */
+function waitExit(reap: () => number): Promise<number> {
   return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    const s = createReadStream('', { fd, autoClose: true });
-    s.on('data', (c) => chunks.push(c as Buffer));
-    s.on('error', reject);
-    s.on('close', () => {
-      const b = Buffer.concat(chunks);
-      if (b.length < 4) reject(new SetupError('lost track of the container (wait status missing)'));
-      else resolve(b.readInt32LE(0));
-    });
+    const check = () => {
+      const st = reap();
+      if (st === -1) return;
+      process.off('SIGCHLD', check);
+      clearInterval(timer);
+      if (st === -2) reject(new SetupError('lost track of the container (not a child of nsbox)'));
+      else resolve(st);
+    };
+    const timer = setInterval(check, 1000);
+    process.on('SIGCHLD', check);
+    check();
   });
 }
 

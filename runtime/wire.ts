@@ -53,6 +53,7 @@ export function encodePlan(plan: ContainerPlan, opts: { join?: number; dieWithPa
   if (plan.cwd) put('chdir', plan.cwd);
   if (plan.consolePath) put('console', plan.consolePath);
   for (const fd of plan.listenFds) put('listen', fd);
+  if (plan.stdio) put('stdio', ...plan.stdio);
   for (const e of plan.env) put('env', e);
   for (const a of plan.argv) put('arg', a);
   return Buffer.from(out.join('\0') + '\0');

@@ -7,7 +7,8 @@
  * - an already chosen package that satisfies a dependency ends the search;
  * - architectures: the target's own and noarch; 32-bit x86 only when nothing
  *   else provides the dependency (no multilib unless asked);
- * - a package obsoleted by a chosen one is never chosen;
+ * - a package obsoleted by a chosen one is never chosen, nor one obsoleted
+ *   by another candidate for the same dependency;
  * - among the remaining names, alphabetical order (libsolv's
  *   prune_to_best_version sorts by name); within a name, the highest EVR
  *   that satisfies the dependency, then the better architecture;
@@ -179,7 +180,10 @@ export function resolve(req: ResolveRequest): Resolution {
   /** Candidates for a simple dependency, best first. */
   const rank = (cands: RpmPackage[]): RpmPackage[] => {
     const nativeOnes = cands.filter((p) => native.includes(p.arch));
-    const pool = nativeOnes.length && !req.multilib ? nativeOnes : cands;
+    let pool = nativeOnes.length && !req.multilib ? nativeOnes : cands;
+    // a candidate obsoleted by another candidate gives way to it (libsolv's policy_filter_unwanted)
+    const kept = pool.filter((p) => !pool.some((q) => q.name !== p.name && q.obsoletes.some((o) => o.name === p.name && overlaps({ name: p.name, op: 'EQ', evr: p.evr }, o))));
+    if (kept.length) pool = kept;
     return [...pool].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : evrcmp(b.evr, a.evr) || archRank(a.arch) - archRank(b.arch)));
   };
 

@@ -87,6 +87,7 @@ struct plan {
   int netlo;
   int listen_fds[32];
   int nlisten;
+  int stdio[3]; /* fds to become 0–2 in pipe mode, or -1 to keep */
   int die_with_parent;
   const char *argv[MAX_STRS];
   int argc;
@@ -163,6 +164,7 @@ static int parse_plan(const char *buf, int len, struct plan *p, char *err, int e
   const char *q = buf, *end = buf + len;
   memset(p, 0, sizeof *p);
   p->errfd = p->console_fd = -1;
+  p->stdio[0] = p->stdio[1] = p->stdio[2] = -1;
   while (q < end) {
     if (n >= (int)(sizeof strs / sizeof strs[0])) { snprintf(err, errlen, "plan too large"); return -1; }
     strs[n++] = q;
@@ -203,6 +205,14 @@ static int parse_plan(const char *buf, int len, struct plan *p, char *err, int e
       NEED(1);
       if (parse_u64(strs[i + 1], &v, 10) || p->nlisten >= 32) goto bad;
       p->listen_fds[p->nlisten++] = (int)v; i += 2;
+    }
+    else if (!strcmp(key, "stdio")) {
+      NEED(3);
+      for (int k = 0; k < 3; k++) {
+        if (parse_u64(strs[i + 1 + k], &v, 10)) goto bad;
+        p->stdio[k] = (int)v;
+      }
+      i += 4;
     }
     else if (!strcmp(key, "arg")) { NEED(1); if (p->argc >= MAX_STRS - 1) goto bad; p->argv[p->argc++] = strs[i + 1]; i += 2; }
     else if (!strcmp(key, "env")) { NEED(1); if (p->envc >= MAX_STRS - 1) goto bad; p->envp[p->envc++] = strs[i + 1]; i += 2; }
@@ -540,6 +550,14 @@ static void arrange_fds(struct plan *p) {
     for (int i = 0; i < 3; i++)
       if (dup2(p->console_fd, i) < 0) die_child(p, 3, errno, "cannot attach the console");
   } else {
+    /* Caller-provided stdio (e.g. a log file): move above the targets first. */
+    int tmp[3];
+    for (int i = 0; i < 3; i++) {
+      tmp[i] = p->stdio[i] >= 0 ? fcntl(p->stdio[i], F_DUPFD_CLOEXEC, 3 + n + 64) : -1;
+      if (p->stdio[i] >= 0 && tmp[i] < 0) die_child(p, 3, errno, "cannot set up the container's stdio");
+    }
+    for (int i = 0; i < 3; i++)
+      if (tmp[i] >= 0 && dup2(tmp[i], i) < 0) die_child(p, 3, errno, "cannot set up the container's stdio");
     for (int i = 0; i < 3; i++) {
       fcntl(i, F_SETFD, 0);
       int fl = fcntl(i, F_GETFL);
@@ -701,22 +719,18 @@ static int join_main(void *arg) {
 
 /* ---------- the exported API (parent side, called through koffi) ---------- */
 
-struct waiter { pid_t pid; int fd; };
-
-static void *wait_thread(void *arg) {
-  struct waiter w = *(struct waiter *)arg;
-  free(arg);
-  int status = 0;
-  for (;;) {
-    pid_t r = waitpid(w.pid, &status, __WALL);
-    if (r == w.pid) break;
-    if (r < 0 && errno != EINTR) { status = -1; break; }
-  }
-  int32_t out = status;
-  ssize_t wr = write(w.fd, &out, sizeof out);
-  (void)wr;
-  close(w.fd);
-  return NULL;
+/*
+ * Reaps pid if it has ended: returns its wait status, -1 while it runs, or
+ * -2 if it is not our child. Node's libuv only reaps the children it spawned
+ * itself, so the supervisor calls this on SIGCHLD.
+ */
+int nsbox_reap(int pid) {
+  int status;
+  pid_t r;
+  do r = waitpid(pid, &status, WNOHANG | __WALL); while (r < 0 && errno == EINTR);
+  if (r == 0) return -1;
+  if (r < 0) return -2;
+  return status;
 }
 
 /* Reads the child's report: returns 0 if it exec'd, else its exit code with
@@ -752,21 +766,20 @@ static int __attribute__((unused)) write_pid(const char *dir, pid_t pid, char *e
 
 /*
  * Starts a container (or joins one, with "join PID" in the plan).
- * Returns the host pid of the container's first process, and in *notify_fd a
- * pipe that delivers the 4-byte wait status when it ends. On failure returns
+ * Returns the host pid of the container's first process (reap it with
+ * nsbox_reap). On failure returns
  * -EXITCODE (127 not found, 126 not executable, 3 setup) with err filled.
  */
-int nsbox_spawn(const char *planbuf, int planlen, char *err, int errlen, int *notify_fd) {
+int nsbox_spawn(const char *planbuf, int planlen, char *err, int errlen) {
   struct plan *p = calloc(1, sizeof *p);
-  int errpipe[2] = { -1, -1 }, notify[2] = { -1, -1 };
+  int errpipe[2] = { -1, -1 };
   char *stack = NULL;
   int ret = -1;
   sigset_t all, saved;
-  *notify_fd = -1;
   err[0] = 0;
   if (!p) { snprintf(err, errlen, "out of memory"); return -1; }
   if (parse_plan(planbuf, planlen, p, err, errlen) < 0) { free(p); return -3; }
-  if (pipe2(errpipe, O_CLOEXEC) < 0 || pipe2(notify, O_CLOEXEC) < 0) {
+  if (pipe2(errpipe, O_CLOEXEC) < 0) {
     snprintf(err, errlen, "cannot create a pipe: %s", strerror(errno));
     ret = -3;
     goto out;
@@ -798,31 +811,10 @@ int nsbox_spawn(const char *planbuf, int planlen, char *err, int errlen, int *no
     ret = -code;
     goto out;
   }
-  struct waiter *w = malloc(sizeof *w);
-  pthread_t th;
-  pthread_attr_t attr;
-  w->pid = pid;
-  w->fd = notify[1];
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  pthread_attr_setstacksize(&attr, 64 * 1024);
-  if (pthread_create(&th, &attr, wait_thread, w) != 0) {
-    free(w);
-    snprintf(err, errlen, "cannot start the wait thread");
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    ret = -3;
-    goto out;
-  }
-  pthread_attr_destroy(&attr);
-  notify[1] = -1;
-  *notify_fd = notify[0];
-  notify[0] = -1;
   ret = pid;
 out:
   for (int i = 0; i < 2; i++) {
     if (errpipe[i] >= 0) close(errpipe[i]);
-    if (notify[i] >= 0) close(notify[i]);
   }
   if (stack) munmap(stack, STACK_SIZE);
   free(p);
@@ -953,7 +945,7 @@ int nsbox_device_policy(const char *cgroup_dir, const int *rules, int nrules, ch
  * its stdin and the entries as arguments; returns the write end (close-on-exec).
  * posix_spawn uses vfork semantics, so this costs no copy of Node's memory.
  */
-int nsbox_guard(const char *exe, const char *entries, int len) {
+int nsbox_guard(const char *exe, const char *entries, int len, int *guard_pid) {
   int pfd[2];
   char *argv[66];
   int argc = 0;
@@ -981,9 +973,8 @@ int nsbox_guard(const char *exe, const char *entries, int len) {
   posix_spawnattr_destroy(&at);
   close(pfd[0]);
   if (r != 0) { close(pfd[1]); return -r; }
-  /* The guard forks once and its first process exits at once: reap it here
-   * so Node never holds a zombie. */
-  int st;
-  while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
+  /* The guard forks once and its first process exits at once; the
+   * supervisor reaps it later with nsbox_reap (no waiting here). */
+  *guard_pid = pid;
   return pfd[1];
 }

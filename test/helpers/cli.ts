@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { join, dirname } from 'node:path';
 
 export const REPO = join(dirname(fileURLToPath(import.meta.url)), '../..');
-export const NSBOX = join(REPO, 'dist/bin/nsbox.js');
+export const NSBOX = join(REPO, 'dist/cli/nsbox.cjs');
 
 export function nsbox(args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; timeout?: number } = {}): SpawnSyncReturns<string> {
   return spawnSync(process.execPath, [NSBOX, ...args], {

@@ -259,7 +259,7 @@ describe('nsbox run: bad input', function () {
 
   it('refuses to run without root', function () {
     if (!existsSync('/usr/bin/setpriv')) this.skip();
-    const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, join(import.meta.dirname ?? '', '../../dist/bin/nsbox.js'), 'run', '-D', tree, '/bin/true'], { encoding: 'utf8' });
+    const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, join(import.meta.dirname ?? '', '../../dist/cli/nsbox.cjs'), 'run', '-D', tree, '/bin/true'], { encoding: 'utf8' });
     assert.equal(r.status, 125);
     assert.match(r.stderr, /needs root/);
   });
@@ -274,7 +274,7 @@ describe('nsbox run: the interactive console in a real terminal', function () {
 
   it('proxies a pty, forwards the window size, and ends on Ctrl-] pressed three times', async () => {
     tmux = new Tmux('nsbox-console');
-    tmux.start(`node ${join(import.meta.dirname ?? '', '../../dist/bin/nsbox.js')} run -D ${tree} -M consoletest /bin/sh; echo "nsbox-exit=$?"; sleep 30`, { width: 123, height: 41 });
+    tmux.start(`node ${join(import.meta.dirname ?? '', '../../dist/cli/nsbox.cjs')} run -D ${tree} -M consoletest /bin/sh; echo "nsbox-exit=$?"; sleep 30`, { width: 123, height: 41 });
     await tmux.waitFor('Press Ctrl-] three times');
     tmux.type('echo $((6*7)); stty size; tty\n');
     await tmux.waitFor(/^42$/m);
