@@ -108,7 +108,8 @@ export interface Provider {
 export class Universe {
   readonly arch: string;
   private readonly pkgs = new Map<string, PackageInfo>();
-  private provIndex: Map<string, Provider[]> | null = null;
+  private provIndex: Map<string, PackageInfo[]> | null = null;
+  private readonly provCache = new Map<string, Provider[]>();
 
   constructor(arch: string) {
     this.arch = arch;
@@ -140,19 +141,52 @@ export class Universe {
 
   /** Packages whose Provides name `virtual`, sorted by package name. */
   providers(virtual: string): Provider[] {
-    if (!this.provIndex) {
-      const idx = new Map<string, Provider[]>();
-      for (const pkg of this.pkgs.values()) {
-        if (!pkg.fields.Provides) continue;
-        for (const pr of provides(pkg)) {
-          let l = idx.get(pr.name);
-          if (!l) idx.set(pr.name, (l = []));
-          l.push({ pkg, version: pr.version });
-        }
-      }
-      for (const l of idx.values()) l.sort((a, b) => (a.pkg.name < b.pkg.name ? -1 : a.pkg.name > b.pkg.name ? 1 : 0));
-      this.provIndex = idx;
+    if (!this.provIndex) this.provIndex = this.buildProvIndex();
+    const hit = this.provCache.get(virtual);
+    if (hit) return hit;
+    const pkgs = this.provIndex.get(virtual);
+    let out: Provider[] = [];
+    if (pkgs) {
+      out = [...new Set(pkgs)]
+        .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+        .flatMap((pkg) => provides(pkg).filter((pr) => pr.name === virtual).map((pr) => ({ pkg, version: pr.version })));
     }
-    return this.provIndex.get(virtual) ?? [];
+    this.provCache.set(virtual, out);
+    return out;
+  }
+
+  /**
+   * virtual name → providing packages. Names only, scanned by hand: trixie
+   * has ~70k Provides terms (Rust crates), most never asked for, so their
+   * versions are parsed only for names the resolver looks up.
+   */
+  private buildProvIndex(): Map<string, PackageInfo[]> {
+    this.provCache.clear();
+    const idx = new Map<string, PackageInfo[]>();
+    for (const pkg of this.pkgs.values()) {
+      const field = pkg.fields.Provides;
+      if (!field) continue;
+      let start = 0;
+      while (start < field.length) {
+        let end = field.indexOf(',', start);
+        if (end < 0) end = field.length;
+        let i = start;
+        while (i < end && (field.charCodeAt(i) === 32 || field.charCodeAt(i) === 10 || field.charCodeAt(i) === 9)) i++;
+        let j = i;
+        while (j < end) {
+          const c = field.charCodeAt(j);
+          if (c === 32 || c === 40 /* ( */ || c === 58 /* : */ || c === 10 || c === 9) break;
+          j++;
+        }
+        if (j > i) {
+          const name = field.slice(i, j);
+          const l = idx.get(name);
+          if (l) l.push(pkg);
+          else idx.set(name, [pkg]);
+        }
+        start = end + 1;
+      }
+    }
+    return idx;
   }
 }
