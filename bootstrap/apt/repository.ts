@@ -11,7 +11,7 @@ import { NsboxError, VerifyError } from '../../errors.js';
 import type { Cache } from '../cache.js';
 import type { HttpClient } from '../http.js';
 import type { Keyring } from '../pgp.js';
-import { readPackagesIndex } from './index.js';
+import { readPackagesIndex } from './packages-index.js';
 import { trustRelease, type TrustedRelease } from './inrelease.js';
 import { packagesIndexes } from './release.js';
 import type { Universe } from './universe.js';

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { VerifyError } from '../../../errors.js';
 import { loadKeyringFiles, type Keyring } from '../../../bootstrap/pgp.js';
-import { readPackagesIndex } from '../../../bootstrap/apt/index.js';
+import { readPackagesIndex } from '../../../bootstrap/apt/packages-index.js';
 import { checkDigest, trustRelease } from '../../../bootstrap/apt/inrelease.js';
 import { checkFreshness, chooseIndex, packagesIndexes, parseRelease, stripClearsign } from '../../../bootstrap/apt/release.js';
 import { Universe } from '../../../bootstrap/apt/universe.js';
