@@ -188,6 +188,8 @@ export function resolve(req: ResolveRequest): Resolution {
   };
 
   const queue: Need[] = [];
+  const deferred: Need[] = [];
+  let settling = false;
   const add = (pkg: RpmPackage, reason: string, by?: RpmPackage) => {
     chosen.set(pkg.name, pkg);
     reasons.set(pkg, reason);
@@ -241,8 +243,11 @@ export function resolve(req: ResolveRequest): Resolution {
         if (!cands.length) return [`nothing provides \`${need.dep.name}\``];
         return tryInstall(cands, reason, need.by);
       }
-      case 'if': return evalRich(r.cond) ? fulfil(r.then, need) : r.else ? fulfil(r.else, need) : undefined;
-      case 'unless': return evalRich(r.cond) ? (r.else ? fulfil(r.else, need) : undefined) : fulfil(r.then, need);
+      case 'if': case 'unless':
+        // conditions are judged once the plain requirements are in (libsolv decides globally)
+        if (!settling) { deferred.push(need); return undefined; }
+        if (r.op === 'if') return evalRich(r.cond) ? fulfil(r.then, need) : r.else ? fulfil(r.else, need) : undefined;
+        return evalRich(r.cond) ? (r.else ? fulfil(r.else, need) : undefined) : fulfil(r.then, need);
     }
   };
 
@@ -276,16 +281,26 @@ export function resolve(req: ResolveRequest): Resolution {
     }
   }
 
-  // drain, then re-check every rich dependency until nothing changes (conditions may turn true late)
-  for (;;) {
-    while (queue.length) process(queue.shift()!);
+  // drain plain requirements, then settle the deferred conditionals, then re-check
+  // every rich dependency (a condition may have turned true late) until nothing changes
+  const drain = () => { while (queue.length) process(queue.shift()!); };
+  for (let round = 0; round < 1000; round++) {
+    drain();
+    if (deferred.length) {
+      settling = true;
+      for (const need of deferred.splice(0)) process(need);
+      settling = false;
+      continue;
+    }
+    const before = chosen.size;
     for (const pkg of chosen.values()) {
       for (const dep of pkg.requires) if (isRich(dep.name) && !evalRich(rich(dep.name))) queue.push({ dep, by: pkg });
       if (req.withRecommends) for (const dep of pkg.recommends) if (isRich(dep.name) && !evalRich(rich(dep.name))) queue.push({ dep, by: pkg, weak: true });
     }
     if (!queue.length) break;
-    const before = chosen.size;
-    while (queue.length) process(queue.shift()!);
+    settling = true;
+    drain();
+    settling = false;
     if (chosen.size === before) break;
   }
 

@@ -4,7 +4,8 @@
  * rpmsign output, and the resolver compared with Debian's dnf.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, readFileSync, readdirSync, statSync, writeFileSync, copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -171,8 +172,9 @@ base.resolve()
 for p in sorted(str(x) for x in base.transaction.install_set):
     print(p)
 `;
-    const dnfResolve = (install: string[], weak: boolean) =>
-      execFileSync('/usr/bin/python3', ['-c', DNF_RESOLVE, '40', weak ? '1' : '0', repo.releaseUrl, repo.updatesUrl, ...install], { encoding: 'utf8' }).trim().split('\n').sort();
+    // async: the loopback server lives in this process and must keep serving while dnf runs
+    const dnfResolve = async (install: string[], weak: boolean) =>
+      (await promisify(execFile)('/usr/bin/python3', ['-c', DNF_RESOLVE, '40', weak ? '1' : '0', repo.releaseUrl, repo.updatesUrl, ...install], { encoding: 'utf8' })).stdout.trim().split('\n').sort();
     const ours = (install: string[], weak: boolean) => resolve({ pool, install, arch: 'x86_64', withRecommends: weak }).packages.map(nevra).sort();
 
     for (const [label, install, weak] of [
@@ -181,18 +183,21 @@ for p in sorted(str(x) for x in base.transaction.install_set):
       ['the same with weak dependencies', ['tooluser', 'rpm'], true],
       ['a request by file path and by provide', ['/usr/bin/tool', 'system-release'], false],
     ] as const) {
-      it(`picks the same set as dnf for ${label}`, function () {
+      it(`picks the same set as dnf for ${label}`, async function () {
         if (!dnfOk) this.skip();
-        assert.deepEqual(ours([...install], weak), dnfResolve([...install], weak));
+        assert.deepEqual(ours([...install], weak), await dnfResolve([...install], weak));
       });
     }
 
-    it('installs with dnf --installroot and the tree has the same packages (peer check)', function () {
+    it('installs with dnf --installroot and the tree has the same packages (peer check)', async function () {
       if (!dnfOk) this.skip();
       const root = join(work, 'dnfroot');
       const install = ['bash', 'coreutils', 'rpm', 'dnf', 'fedora-release', 'nsbox-testfiles'];
-      const r = spawnSync('dnf', ['-y', '-q', `--installroot=${root}`, '--releasever=40', '--setopt=reposdir=/nonexistent', '--setopt=install_weak_deps=False', '--nogpgcheck',
-        `--repofrompath=fedora,${repo.releaseUrl}`, `--repofrompath=updates,${repo.updatesUrl}`, '--repo=fedora', '--repo=updates', 'install', ...install], { encoding: 'utf8' });
+      const r = await new Promise<{ status: number | null; stderr: string }>((res) => {
+        const c = execFile('dnf', ['-y', '-q', `--installroot=${root}`, '--releasever=40', '--setopt=reposdir=/nonexistent', '--setopt=install_weak_deps=False', '--nogpgcheck',
+        `--repofrompath=fedora,${repo.releaseUrl}`, `--repofrompath=updates,${repo.updatesUrl}`, '--repo=fedora', '--repo=updates', 'install', ...install], { encoding: 'utf8' }, (err, _out, stderr) => res({ status: err ? 1 : 0, stderr }));
+        void c;
+      });
       assert.equal(r.status, 0, r.stderr);
       const q = spawnSync('rpm', ['--root', root, '--dbpath', '/root/.rpmdb', '-qa', '--qf', '%{NAME}-%{VERSION}-%{RELEASE}.%{ARCH}\\n'], { encoding: 'utf8' });
       const installed = q.stdout.trim().split('\n').filter(Boolean).sort();
