@@ -13,6 +13,7 @@ import { UsageError } from '../errors.js';
 import type { Distribution, PostStep, Recipe } from '../bootstrap/recipe.js';
 import { COMPONENTS, findRelease, findVariant } from './debian.js';
 import { SUPPORTED_LOCALES } from './locales.js';
+import { FEDORA_CURRENT, FEDORA_OLDEST, FEDORA_VARIANTS, fedoraRelease } from './fedora.js';
 
 /** A recipe that fails validation: which field, what was expected, what was given. */
 export class RecipeError extends UsageError {
@@ -174,8 +175,12 @@ export function validateRecipe(input: unknown, opts: { source?: string } = {}): 
       } catch (e) {
         fail('release', 'a Debian release', r.release, (e as UsageError).hint);
       }
-    } else if (!/^(\d+|rawhide)$/.test(r.release) || (r.release !== 'rawhide' && Number(r.release) < 19)) {
-      fail('release', 'a Fedora release number (19 or later) or "rawhide"', r.release);
+    } else {
+      try {
+        fedoraRelease(r.release);
+      } catch (e) {
+        fail('release', `a Fedora release number (${FEDORA_OLDEST}-${FEDORA_CURRENT}) or "rawhide"`, r.release, (e as UsageError).hint);
+      }
     }
   }
   if (typeof r.variant === 'string' && dist === 'debian') {
@@ -184,6 +189,9 @@ export function validateRecipe(input: unknown, opts: { source?: string } = {}): 
     } catch (e) {
       fail('variant', 'a Debian variant', r.variant, (e as UsageError).hint);
     }
+  }
+  if (typeof r.variant === 'string' && dist === 'fedora' && !(FEDORA_VARIANTS as readonly string[]).includes(r.variant)) {
+    fail('variant', `a Fedora variant (${FEDORA_VARIANTS.join(', ')})`, r.variant);
   }
   for (const f of ['mirror', 'metalink']) {
     if (typeof r[f] === 'string' && !/^(https?|file):\/\/\S+$/.test(r[f] as string)) fail(f, 'an http://, https:// or file:// URL', r[f]);
