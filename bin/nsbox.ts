@@ -8,6 +8,10 @@ import { formatError, NsboxError } from '../errors.js';
 
 const COMMANDS: Record<string, () => Promise<{ main(argv: string[]): Promise<number> }>> = {
   run: () => import('./run.js'),
+  list: () => import('./machines.js'),
+  stop: () => import('./machines.js'),
+  shell: () => import('./machines.js'),
+  exec: () => import('./machines.js'),
 };
 
 const HELP = `Usage: nsbox COMMAND [OPTIONS]

@@ -66,3 +66,10 @@ export function removeCgroup(dir: string): boolean {
   }
   return false;
 }
+
+/** Removes what a container's init made below its cgroup (before a reboot). */
+export function removeCgroupChildren(dir: string): void {
+  let entries: import('node:fs').Dirent[] = [];
+  try { entries = readdirSync(dir, { withFileTypes: true }); } catch { return; }
+  for (const e of entries) if (e.isDirectory()) removeCgroup(join(dir, e.name));
+}

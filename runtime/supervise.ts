@@ -3,15 +3,16 @@
  * native helper, then supervises — console, signals, exit status, and
  * cleanup of everything it made on the host (cgroup, registry entry).
  */
-import { existsSync, writeSync, closeSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, writeSync, closeSync, readFileSync, statSync, openSync, constants } from 'node:fs';
+import { linkJournal } from './journal.js';
 import { NsboxError, SetupError, EXIT } from '../errors.js';
 import type { RunOptions } from './options.js';
 import { buildPlan, type PlanFacts } from './plan.js';
 import { encodePlan } from './wire.js';
 import { native } from './native.js';
-import { cgroup2Mount, createContainerCgroup, removeCgroup, DEVICE_RULES } from './cgroup.js';
+import { cgroup2Mount, createContainerCgroup, removeCgroup, removeCgroupChildren, DEVICE_RULES } from './cgroup.js';
 import * as registry from './registry.js';
-import { resolveInTree, findInit, groupId, isExecutableInTree, lookupUser, resolvConfKind, supplementaryGroups, treeMachineId } from './tree.js';
+import { readTreeFile, resolveInTree, findInit, groupId, isExecutableInTree, lookupUser, resolvConfKind, supplementaryGroups, treeMachineId } from './tree.js';
 
 /** Hooks later features use (boot, journal, notify) without the core knowing them. */
 export interface SuperviseHooks {
@@ -73,6 +74,12 @@ function commandArgv(opts: RunOptions, user: { shell?: string } | undefined): st
         hint: 'install systemd in the tree (nsbox bootstrap debian --variant boot) or run a command without -b', exitCode: 125,
       });
     }
+    // As nspawn: a tree without os-release does not look like an OS to boot.
+    if (!readTreeFile(root, '/etc/os-release') && !readTreeFile(root, '/usr/lib/os-release')) {
+      throw new SetupError(`\`${root}\` does not look like an OS tree to boot (no /etc/os-release or /usr/lib/os-release)`, {
+        hint: 'bootstrap a complete distribution into it, or run a command without -b', exitCode: 125,
+      });
+    }
     return [init, ...opts.command];
   }
   if (opts.command.length) return opts.command;
@@ -96,15 +103,22 @@ function hostFile(...candidates: string[]): string | undefined {
   return candidates.find((p) => existsSync(p));
 }
 
+/** The 32-hex-digit machine id systemd will use: the tree's, or container_uuid's. */
+export function machineIdFor(directory: string, uuid: string): string {
+  return treeMachineId(directory) ?? uuid.replace(/-/g, '');
+}
+
 /**
  * Runs the container to completion and returns its exit status (the
- * command's own status, 128+N for a signal).
+ * command's own status, 128+N for a signal). A booted container that
+ * reboots is started again in place.
  */
 export async function supervise(opts: RunOptions, hooks: SuperviseHooks = {}): Promise<number> {
   if (process.getuid?.() !== 0) {
     throw new SetupError('nsbox run needs root (namespaces and mounts)', { hint: 'run it with sudo', exitCode: 125 });
   }
   const log = hooks.log ?? ((l: string) => { if (!opts.quiet) writeSync(2, l + '\n'); });
+  const warn = hooks.log ?? ((l: string) => writeSync(2, l + '\n'));
   const root = opts.directory;
   const uuid = containerUuid(root, opts.machine);
 
@@ -131,7 +145,8 @@ export async function supervise(opts: RunOptions, hooks: SuperviseHooks = {}): P
 
   let cgroupDir: string | undefined;
   let guard: { fd: number; pid: number } | undefined;
-  let masterFd = -1;
+  let pty: { fd: number; path: string; slaveFd: number } | undefined;
+  let proxy: import('./console.js').ConsoleProxy | undefined;
   const nat = native();
   const cleanup = () => {
     if (cgroupDir) removeCgroup(cgroupDir);
@@ -142,13 +157,14 @@ export async function supervise(opts: RunOptions, hooks: SuperviseHooks = {}): P
       guard = undefined;
     }
   };
+  const control = new Control(opts, hooks, log);
   try {
     const mount = cgroup2Mount();
     if (mount) {
       cgroupDir = createContainerCgroup(mount, `${opts.machine}-${token.slice(0, 8)}`);
       entry.cgroup = cgroupDir;
       const err = nat.devicePolicy(cgroupDir, DEVICE_RULES);
-      if (err) log(`nsbox: warning: ${err}; device nodes are not restricted in this container`);
+      if (err) warn(`nsbox: warning: ${err}; device nodes are not restricted in this container`);
     }
     // A guard removes the cgroup and our entry if this process is killed.
     guard = nat.guard([
@@ -156,88 +172,135 @@ export async function supervise(opts: RunOptions, hooks: SuperviseHooks = {}): P
       `f${registry.entryPath(entry.name)}\t${token}`,
     ]);
 
-    let consolePath: string | undefined;
     if (opts.console !== 'pipe') {
-      const pty = nat.openpty();
-      masterFd = pty.fd;
-      consolePath = pty.path;
+      const p = nat.openpty();
+      // Holding a slave open keeps the master readable across a reboot.
+      pty = { ...p, slaveFd: openSync(p.path, constants.O_RDWR | constants.O_NOCTTY) };
     }
+    const journal = opts.boot || opts.linkJournal !== 'auto'
+      ? linkJournal(opts.linkJournal, root, machineIdFor(root, uuid), warn) : {};
     const facts: PlanFacts = {
-      uuid, consolePath, cgroup: cgroupDir,
+      uuid, consolePath: pty?.path, cgroup: cgroupDir,
       hostOsRelease: hostFile('/etc/os-release', '/usr/lib/os-release'),
       hostResolvConf: hostFile('/etc/resolv.conf'),
       resolvConf: resolvConfKind(root),
       ttyGid: groupId(root, 'tty', 5),
       user: user && { ...user, home: existingDir(root, user.home) }, home: existingDir(root, rootEntry?.home ?? '/root'), argv,
-      term: opts.console === 'pipe' ? undefined : (process.env.TERM ?? 'xterm-256color'),
+      term: opts.console === 'pipe' ? undefined : (process.env.TERM ?? (opts.boot ? 'vt220' : 'xterm-256color')),
       stdio: hooks.stdio,
+      journal: journal.bind,
       ...hooks.facts?.(opts, uuid),
     };
-    const plan = buildPlan(opts, facts);
-    const started = nat.spawn(encodePlan(plan));
-    if ('error' in started) {
-      const code = started.code === 127 || started.code === 126 ? started.code : 125;
-      throw new NsboxError(started.error, {
-        code: code === 127 ? 'not-found' : 'setup', exitCode: code,
-        hint: code === 127 ? `check the command exists inside \`${root}\`` : undefined,
-      });
-    }
-    entry.leader = started.pid;
-    registry.update(entry);
+    const wire = encodePlan(buildPlan(opts, facts));
     if (opts.console === 'interactive' || opts.console === 'read-only') {
       log(`Spawning container ${opts.machine} on ${root}.\nPress Ctrl-] three times within 1s to kill container.`);
     }
-    hooks.onStarted?.({ pid: started.pid, name: opts.machine, uuid });
-    const status = await superviseProcess(opts, hooks, started.pid, () => nat.reap(started.pid), masterFd, (r, c) => nat.setWinsize(masterFd, r, c), log);
-    masterFd = -1;
-    hooks.onExited?.();
-    return status;
+    if (pty) {
+      const { proxyConsole } = await import('./console.js');
+      const masterFd = pty.fd;
+      proxy = proxyConsole({
+        mode: opts.console, masterFd, setWinsize: (r, c) => nat.setWinsize(masterFd, r, c),
+        onKillRequest: () => control.kill(),
+      });
+    }
+    for (;;) {
+      const started = nat.spawn(wire);
+      if ('error' in started) {
+        const code = started.code === 127 || started.code === 126 ? started.code : 125;
+        throw new NsboxError(started.error, {
+          code: code === 127 ? 'not-found' : 'setup', exitCode: code,
+          hint: code === 127 ? `check the command exists inside \`${root}\`` : undefined,
+        });
+      }
+      entry.leader = started.pid;
+      registry.update(entry);
+      hooks.onStarted?.({ pid: started.pid, name: opts.machine, uuid });
+      const status = await control.watch(started.pid, () => nat.reap(started.pid));
+      const rebooted = opts.boot && !control.stopping && (status & 0x7f) === 1; // init killed by SIGHUP: reboot
+      if (rebooted) {
+        log(`Container ${opts.machine} is being rebooted.`);
+        if (cgroupDir) removeCgroupChildren(cgroupDir);
+        continue;
+      }
+      if (proxy) await drain();
+      hooks.onExited?.();
+      return control.exitCode(status);
+    }
   } finally {
-    if (masterFd >= 0) { try { closeSync(masterFd); } catch { /* closed */ } }
+    control.close();
+    proxy?.close();
+    if (pty) { for (const fd of [pty.fd, pty.slaveFd]) { try { closeSync(fd); } catch { /* closed */ } } }
     cleanup();
   }
 }
 
-/** Waits for the container, relaying signals and the console; resolves with the exit status. */
-async function superviseProcess(opts: RunOptions, hooks: SuperviseHooks, pid: number, reap: () => number, masterFd: number,
-  setWinsize: (rows: number, cols: number) => void, log: (l: string) => void): Promise<number> {
-  let requestedSignal = 0;
-  let killed = false;
-  let proxy: import('./console.js').ConsoleProxy | undefined;
-  if (masterFd >= 0) {
-    const { proxyConsole } = await import('./console.js');
-    proxy = proxyConsole({
-      mode: opts.console, masterFd, setWinsize,
-      onKillRequest: () => { killed = true; try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } },
-    });
+/** Signals and the exit status of one container (across reboots). */
+class Control {
+  private pid = 0;
+  private requested = 0;
+  private killedByUser = false;
+  stopping = false;
+  private readonly signals: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP'];
+  private readonly relay: boolean;
+  private readonly forward = (sig: NodeJS.Signals) => this.deliver(sig);
+  private readonly onAbort = () => this.deliver('SIGTERM');
+
+  constructor(private readonly opts: RunOptions, private readonly hooks: SuperviseHooks, private readonly log: (l: string) => void) {
+    this.relay = hooks.forwardSignals !== false;
+    if (this.relay) for (const s of this.signals) process.on(s, this.forward);
+    hooks.signal?.addEventListener('abort', this.onAbort, { once: true });
   }
-  const signals: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP'];
-  const forward = (sig: NodeJS.Signals) => {
+
+  /** Waits for the container's first process (pid) to end; resolves with its wait status. */
+  watch(pid: number, reap: () => number): Promise<number> {
+    this.pid = pid;
+    if (this.hooks.signal?.aborted) this.onAbort();
+    return waitExit(reap);
+  }
+
+  kill(): void {
+    this.killedByUser = true;
+    this.stopping = true;
+    try { process.kill(this.pid, 'SIGKILL'); } catch { /* gone */ }
+  }
+
+  private deliver(sig: NodeJS.Signals): void {
     const num = { SIGTERM: 15, SIGINT: 2, SIGHUP: 1 }[sig as 'SIGTERM'];
+    if (!this.pid) return;
     try {
-      if (opts.boot) {
+      if (this.opts.boot) {
         // A booted system shuts down cleanly on SIGRTMIN+3; a second request kills.
-        if (requestedSignal) process.kill(pid, 'SIGKILL'); else process.kill(pid, SIGRTMIN_3);
-        requestedSignal = num;
+        if (this.stopping) process.kill(this.pid, 'SIGKILL'); else process.kill(this.pid, SIGRTMIN_3);
+        this.stopping = true;
+        this.requested = num;
         return;
       }
-      process.kill(pid, sig);
+      process.kill(this.pid, sig);
       // PID 1 ignores signals it has no handler for; apply the default action ourselves.
-      if (!catches(pid, num)) { requestedSignal = num; process.kill(pid, 'SIGKILL'); }
+      if (!catches(this.pid, num)) { this.requested = num; this.stopping = true; process.kill(this.pid, 'SIGKILL'); }
     } catch { /* already gone */ }
-  };
-  const relay = hooks.forwardSignals !== false;
-  if (relay) for (const s of signals) process.on(s, forward);
-  const onAbort = () => forward('SIGTERM');
-  hooks.signal?.addEventListener('abort', onAbort, { once: true });
-  if (hooks.signal?.aborted) onAbort();
-  try {
-    const status = await waitExit(reap);
-    if (proxy) { await drain(); proxy.close(); }
-    return exitCode(status, opts, requestedSignal, killed, log);
-  } finally {
-    if (relay) for (const s of signals) process.off(s, forward);
-    hooks.signal?.removeEventListener('abort', onAbort);
+  }
+
+  /** Decodes a wait status the way a shell reports it. */
+  exitCode(status: number): number {
+    const sig = status & 0x7f;
+    const signaled = sig !== 0 && sig !== 0x7f;
+    const code = (status >> 8) & 0xff;
+    const chatty = this.opts.console === 'interactive' || this.opts.console === 'read-only';
+    if (this.killedByUser) { this.log(`Container ${this.opts.machine} terminated by Ctrl-].`); return 128 + 9; }
+    if (signaled) {
+      if (this.requested && sig === 9) return 128 + this.requested;
+      if (this.opts.boot && sig === 2) { if (chatty) this.log(`Container ${this.opts.machine} has been shut down.`); return 0; } // poweroff/halt inside
+      if (this.opts.boot && sig === SIGRTMIN_3 && this.stopping) return 0;
+      return 128 + sig;
+    }
+    if (chatty) this.log(code === 0 ? `Container ${this.opts.machine} exited successfully.` : `Container ${this.opts.machine} failed with error code ${code}.`);
+    return code;
+  }
+
+  close(): void {
+    if (this.relay) for (const s of this.signals) process.off(s, this.forward);
+    this.hooks.signal?.removeEventListener('abort', this.onAbort);
   }
 }
 
@@ -271,23 +334,6 @@ function waitExit(reap: () => number): Promise<number> {
     process.on('SIGCHLD', check);
     check();
   });
-}
-
-/** Decodes a wait status the way a shell reports it. */
-function exitCode(status: number, opts: RunOptions, requested: number, killed: boolean, log: (l: string) => void): number {
-  const signaled = (status & 0x7f) !== 0 && (status & 0x7f) !== 0x7f;
-  const sig = status & 0x7f;
-  const code = (status >> 8) & 0xff;
-  if (killed) { log(`Container ${opts.machine} terminated by Ctrl-].`); return 128 + 9; }
-  if (signaled) {
-    if (requested && sig === 9) return 128 + requested;
-    if (opts.boot && sig === 2) return 0; // poweroff/halt inside: the kernel reports SIGINT
-    return 128 + sig;
-  }
-  if (opts.console === 'interactive' || opts.console === 'read-only') {
-    log(code === 0 ? `Container ${opts.machine} exited successfully.` : `Container ${opts.machine} failed with error code ${code}.`);
-  }
-  return code;
 }
 
 export { EXIT };
