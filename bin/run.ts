@@ -9,7 +9,9 @@ export async function main(argv: string[]): Promise<number> {
   try {
     const parsed = parseRunArgs(argv);
     if (parsed.help) { writeSync(1, RUN_HELP); return 0; }
-    const opts = normalizeRunOptions(parsed, { isTTY: isatty(0) && isatty(1) });
+    // Socket activation: sockets systemd passed to us go on to the container's init as fds 3….
+    const listen = inheritedSockets();
+    const opts = normalizeRunOptions({ ...parsed, ...listen }, { isTTY: isatty(0) && isatty(1) });
     const { runOrBoot } = await import('../runtime/run.js');
     return await runOrBoot(opts);
   } catch (e) {
@@ -17,4 +19,16 @@ export async function main(argv: string[]): Promise<number> {
     if (e instanceof NsboxError && ![126, 127].includes(e.exitCode)) Object.defineProperty(e, 'exitCode', { value: 125 });
     throw e;
   }
+}
+
+/** LISTEN_FDS/LISTEN_PID/LISTEN_FDNAMES addressed to this process (sd_listen_fds semantics). */
+function inheritedSockets(): { listenFds?: number[]; listenFdNames?: string[] } {
+  const n = Number(process.env.LISTEN_FDS ?? 0);
+  const pid = Number(process.env.LISTEN_PID ?? 0);
+  const names = process.env.LISTEN_FDNAMES;
+  delete process.env.LISTEN_FDS; delete process.env.LISTEN_PID; delete process.env.LISTEN_FDNAMES;
+  if (!n || pid !== process.pid) return {};
+  const fds = Array.from({ length: n }, (_, i) => 3 + i);
+  const list = names ? names.split(':') : [];
+  return { listenFds: fds, listenFdNames: list.length === n ? list : [] };
 }

@@ -45,6 +45,17 @@ export interface Native {
   setWinsize(fd: number, rows: number, cols: number): void;
   devicePolicy(cgroupDir: string, rules: [number, number, number, number][]): string | undefined;
   guard(entries: string[]): { fd: number; pid: number };
+  /** A listening TCP socket (not close-on-exec); addr "" = every address. Returns fd or -errno. */
+  listen(addr: string, port: number, backlog?: number): number;
+  /** Resolves with the index of the first fd with a pending connection (-1 on timeout), on a worker thread. */
+  waitReadable(fds: number[], timeoutMs: number): Promise<number>;
+  /** Accepts and closes pending connections. */
+  drainPending(fd: number): number;
+  notifySocket(path: string): number;
+  /** Receives one sd_notify datagram (worker thread). */
+  notifyRecv(fd: number): Promise<string | undefined>;
+  notifySend(path: string, message: string): number;
+  close(fd: number): void;
 }
 
 let cached: Native | undefined;
@@ -62,6 +73,13 @@ export function native(): Native {
   const policy = lib.func('int nsbox_device_policy(const char *dir, const int *rules, int n, _Out_ uint8_t *err, int errlen)');
   const guard = lib.func('int nsbox_guard(const char *exe, const uint8_t *entries, int len, _Out_ int *pid)');
   const guardExe = join(dirname(libPath), 'nsbox-guard');
+  const listen = lib.func('int nsbox_listen(const char *addr, int port, int backlog)');
+  const waitReadable = lib.func('int nsbox_wait_readable(const int *fds, int n, int timeout)');
+  const drain = lib.func('int nsbox_drain_pending(int fd)');
+  const notifySocket = lib.func('int nsbox_notify_socket(const char *path)');
+  const notifyRecv = lib.func('int nsbox_notify_recv(int fd, _Out_ uint8_t *buf, int len)');
+  const notifySend = lib.func('int nsbox_notify_send(const char *path, const char *msg)');
+  const closeFd = lib.func('int nsbox_close(int fd)');
   const cstr = (b: Buffer) => b.subarray(0, Math.max(0, b.indexOf(0))).toString();
   cached = {
     spawn(plan) {
@@ -84,6 +102,23 @@ export function native(): Native {
       const r = policy(dir, flat, rules.length, err, err.length) as number;
       return r < 0 ? cstr(err) : undefined;
     },
+    listen(addr, port, backlog = 128) { return listen(addr, port, backlog) as number; },
+    waitReadable(fds, timeoutMs) {
+      const arr = new Int32Array(fds);
+      return new Promise((resolve, reject) => {
+        waitReadable.async(arr, fds.length, timeoutMs, (err: unknown, r: number) => (err ? reject(err) : resolve(r)));
+      });
+    },
+    drainPending(fd) { return drain(fd) as number; },
+    notifySocket(path) { return notifySocket(path) as number; },
+    notifyRecv(fd) {
+      const buf = Buffer.alloc(4096);
+      return new Promise((resolve, reject) => {
+        notifyRecv.async(fd, buf, buf.length, (err: unknown, r: number) => (err ? reject(err) : resolve(r < 0 ? undefined : cstr(buf))));
+      });
+    },
+    notifySend(path, message) { return notifySend(path, message) as number; },
+    close(fd) { closeFd(fd); },
     guard(entries) {
       const buf = Buffer.from(entries.join('\0') + '\0');
       const pid = [0];

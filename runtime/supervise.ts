@@ -18,6 +18,8 @@ import { readTreeFile, resolveInTree, findInit, groupId, isExecutableInTree, loo
 export interface SuperviseHooks {
   /** Extra facts merged into the plan (journal bind, notify socket…). */
   facts?: (opts: RunOptions, uuid: string) => Partial<PlanFacts>;
+  /** Called when a booted container reports READY=1 (systemd finished booting). */
+  onReady?: () => void;
   /** Called once the container runs. */
   onStarted?: (info: { pid: number; name: string; uuid: string }) => void;
   /** Called when the container ended, before cleanup. */
@@ -53,7 +55,7 @@ function hash128(text: string): string {
   for (let lane = 0; lane < 4; lane++) {
     let h = (0x811c9dc5 ^ (lane * 0x9e3779b9)) >>> 0;
     for (let i = 0; i < text.length; i++) { h ^= text.charCodeAt(i); h = Math.imul(h, 0x01000193) >>> 0; }
-    for (let i = 0; i < 4; i++) { h ^= h >>> 13; h = Math.imul(h, 0x5bd1e995) >>> 0; h ^= h >>> 15; }
+    for (let i = 0; i < 4; i++) { h = (h ^ (h >>> 13)) >>> 0; h = Math.imul(h, 0x5bd1e995) >>> 0; h = (h ^ (h >>> 15)) >>> 0; }
     out += h.toString(16).padStart(8, '0');
   }
   return out;
@@ -147,6 +149,7 @@ export async function supervise(opts: RunOptions, hooks: SuperviseHooks = {}): P
   let guard: { fd: number; pid: number } | undefined;
   let pty: { fd: number; path: string; slaveFd: number } | undefined;
   let proxy: import('./console.js').ConsoleProxy | undefined;
+  let relay: import('./notify.js').NotifyRelay | undefined;
   const nat = native();
   const cleanup = () => {
     if (cgroupDir) removeCgroup(cgroupDir);
@@ -177,6 +180,11 @@ export async function supervise(opts: RunOptions, hooks: SuperviseHooks = {}): P
       // Holding a slave open keeps the master readable across a reboot.
       pty = { ...p, slaveFd: openSync(p.path, constants.O_RDWR | constants.O_NOCTTY) };
     }
+    // Readiness: relay the booted system's own READY=1; a one-shot command is ready at once.
+    if (opts.boot && (process.env.NOTIFY_SOCKET || hooks.onReady)) {
+      const { startRelay } = await import('./notify.js');
+      relay = startRelay(opts.machine, token, () => hooks.onReady?.());
+    }
     const journal = opts.boot || opts.linkJournal !== 'auto'
       ? linkJournal(opts.linkJournal, root, machineIdFor(root, uuid), warn) : {};
     const facts: PlanFacts = {
@@ -189,6 +197,8 @@ export async function supervise(opts: RunOptions, hooks: SuperviseHooks = {}): P
       term: opts.console === 'pipe' ? undefined : (process.env.TERM ?? (opts.boot ? 'vt220' : 'xterm-256color')),
       stdio: hooks.stdio,
       journal: journal.bind,
+      runHostBinds: relay ? [{ source: relay.path, dest: '/run/host/notify' }] : undefined,
+      extraEnv: relay ? ['NOTIFY_SOCKET=/run/host/notify'] : undefined,
       ...hooks.facts?.(opts, uuid),
     };
     const wire = encodePlan(buildPlan(opts, facts));
@@ -215,6 +225,7 @@ export async function supervise(opts: RunOptions, hooks: SuperviseHooks = {}): P
       entry.leader = started.pid;
       registry.update(entry);
       hooks.onStarted?.({ pid: started.pid, name: opts.machine, uuid });
+      if (!relay && process.env.NOTIFY_SOCKET) (await import('./notify.js')).notifyHost(`READY=1\nMAINPID=${process.pid}`);
       const status = await control.watch(started.pid, () => nat.reap(started.pid));
       const rebooted = opts.boot && !control.stopping && (status & 0x7f) === 1; // init killed by SIGHUP: reboot
       if (rebooted) {
@@ -228,6 +239,7 @@ export async function supervise(opts: RunOptions, hooks: SuperviseHooks = {}): P
     }
   } finally {
     control.close();
+    relay?.close();
     proxy?.close();
     if (pty) { for (const fd of [pty.fd, pty.slaveFd]) { try { closeSync(fd); } catch { /* closed */ } } }
     cleanup();

@@ -26,6 +26,7 @@
 #include <spawn.h>
 #include <sched.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -978,3 +979,124 @@ int nsbox_guard(const char *exe, const char *entries, int len, int *guard_pid) {
   *guard_pid = pid;
   return pfd[1];
 }
+
+/* ---------- sockets for activation and sd_notify relaying ---------- */
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/un.h>
+
+/*
+ * Creates a listening TCP socket on addr:port (addr "" = every address,
+ * dual-stack, like systemd's ListenStream=PORT). Not close-on-exec: it is
+ * meant to be passed on. Returns the fd or -errno.
+ */
+int nsbox_listen(const char *addr, int port, int backlog) {
+  int fd, one = 1, zero = 0;
+  if (!addr[0] || strchr(addr, ':')) {
+    struct sockaddr_in6 sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin6_family = AF_INET6;
+    sa.sin6_port = htons((uint16_t)port);
+    if (addr[0] && inet_pton(AF_INET6, addr, &sa.sin6_addr) != 1) return -EINVAL;
+    if (!addr[0]) sa.sin6_addr = in6addr_any;
+    fd = socket(AF_INET6, SOCK_STREAM, 0);
+    if (fd < 0) return -errno;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (!addr[0]) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+    else setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, backlog) < 0) { int e = errno; close(fd); return -e; }
+    return fd;
+  }
+  struct sockaddr_in sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons((uint16_t)port);
+  if (inet_pton(AF_INET, addr, &sa.sin_addr) != 1) return -EINVAL;
+  fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -errno;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, backlog) < 0) { int e = errno; close(fd); return -e; }
+  return fd;
+}
+
+/* Waits until one of fds is readable (a connection is pending) without
+ * accepting it. Returns the index, -1 on timeout, or -errno. Called on a
+ * worker thread (koffi async). */
+int nsbox_wait_readable(const int *fds, int n, int timeout_ms) {
+  struct pollfd p[64];
+  if (n > 64) n = 64;
+  for (int i = 0; i < n; i++) { p[i].fd = fds[i]; p[i].events = POLLIN; p[i].revents = 0; }
+  int r;
+  do r = poll(p, (nfds_t)n, timeout_ms); while (r < 0 && errno == EINTR);
+  if (r < 0) return -errno;
+  if (r == 0) return -1;
+  for (int i = 0; i < n; i++) if (p[i].revents) return i;
+  return -1;
+}
+
+/* Accepts and closes every pending connection on fd (after a failed boot,
+ * so waiting clients are told at once). Returns how many. */
+int nsbox_drain_pending(int fd) {
+  int count = 0;
+  for (;;) {
+    int c = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (c < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ECONNABORTED) {
+        struct pollfd p = { fd, POLLIN, 0 };
+        if (errno == ECONNABORTED || poll(&p, 1, 0) > 0) continue;
+      }
+      return count;
+    }
+    close(c);
+    count++;
+  }
+}
+
+/* A datagram socket at path for sd_notify messages from the container. */
+int nsbox_notify_socket(const char *path) {
+  struct sockaddr_un sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sun_family = AF_UNIX;
+  if (strlen(path) >= sizeof sa.sun_path) return -ENAMETOOLONG;
+  strcpy(sa.sun_path, path);
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  unlink(path);
+  if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) { int e = errno; close(fd); return -e; }
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof one);
+  chmod(path, 0666);
+  return fd;
+}
+
+/* Receives one message (blocking; call on a worker thread). Returns its
+ * length or -errno. */
+int nsbox_notify_recv(int fd, char *buf, int len) {
+  ssize_t r;
+  do r = recv(fd, buf, (size_t)len - 1, 0); while (r < 0 && errno == EINTR);
+  if (r < 0) return -errno;
+  buf[r] = 0;
+  return (int)r;
+}
+
+/* Sends msg to the sd_notify socket at path ('@' = abstract namespace). */
+int nsbox_notify_send(const char *path, const char *msg) {
+  struct sockaddr_un sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sun_family = AF_UNIX;
+  size_t n = strlen(path);
+  if (n >= sizeof sa.sun_path) return -ENAMETOOLONG;
+  memcpy(sa.sun_path, path, n);
+  if (path[0] == '@') sa.sun_path[0] = 0;
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  ssize_t r = sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&sa, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n));
+  int e = errno;
+  close(fd);
+  return r < 0 ? -e : 0;
+}
+
+int nsbox_close(int fd) { return close(fd) < 0 ? -errno : 0; }

@@ -52,4 +52,18 @@ export function bootTree(suite: string, password = 'nsbox-test'): string {
   return dir;
 }
 
-export function removeTree(dir: string): void { rmSync(dir, { recursive: true, force: true }); }
+/** Stops every machine still running on dir (a failed test may leave one), then removes the tree. */
+export function removeTree(dir: string): void {
+  const machines = '/run/nsbox/machines';
+  for (const f of existsSync(machines) ? readdirSync(machines) : []) {
+    if (!f.endsWith('.json')) continue;
+    try {
+      const e = JSON.parse(readFileSync(join(machines, f), 'utf8')) as { directory: string; leader: number; supervisor: number };
+      if (e.directory !== dir) continue;
+      for (const pid of [e.leader, e.supervisor]) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
+    } catch { /* not ours */ }
+  }
+  // the container's mounts vanish with its last process; give the kernel a moment
+  execFileSync('sleep', ['0.5']);
+  rmSync(dir, { recursive: true, force: true });
+}

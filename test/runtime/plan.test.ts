@@ -7,6 +7,7 @@ import { normalizeRunOptions } from '../../runtime/options.js';
 import { parseRunArgs } from '../../runtime/args.js';
 import { encodePlan } from '../../runtime/wire.js';
 import { DEFAULT_CAPS, parseCapabilities } from '../../runtime/caps.js';
+import { containerUuid } from '../../runtime/supervise.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'nsbox-plan-'));
 const facts: PlanFacts = { uuid: '00000000-0000-4000-8000-000000000000', resolvConf: { kind: 'file' }, hostResolvConf: '/etc/resolv.conf', ttyGid: 5, home: '/root', argv: ['/bin/true'], cgroup: '/sys/fs/cgroup/x' };
@@ -98,5 +99,19 @@ describe('runtime/plan: the container plan as data', () => {
     assert.ok(wire.includes('cgroupns'));
     assert.equal(wire[wire.indexOf('caps') + 1], plan.capabilities.toString(16));
     assert.equal(wire[wire.length - 2], '/bin/true');
+  });
+});
+
+describe('runtime/supervise: container_uuid', () => {
+  it('is a well-formed, stable v4 UUID per tree and machine name', () => {
+    const re = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+    const seen = new Set<string>();
+    for (let i = 0; i < 500; i++) {
+      const u = containerUuid(`/nonexistent/tree-${i}`, `m${i}`);
+      assert.match(u, re);
+      assert.equal(u, containerUuid(`/nonexistent/tree-${i}`, `m${i}`));
+      seen.add(u);
+    }
+    assert.equal(seen.size, 500);
   });
 });
