@@ -8,6 +8,7 @@ import { formatError, NsboxError } from '../errors.js';
 
 const COMMANDS: Record<string, () => Promise<{ main(argv: string[]): Promise<number> }>> = {
   run: () => import('./run.js'),
+  bootstrap: () => import('./bootstrap.js'),
   list: () => import('./machines.js'),
   stop: () => import('./machines.js'),
   shell: () => import('./machines.js'),

@@ -81,6 +81,8 @@ export interface BootstrapResult {
   packages: Record<string, string>;
   /** Bytes downloaded this run (0 with a warm cache). */
   downloadedBytes: number;
+  /** Package files downloaded this run (0 with a warm cache). */
+  downloadedFiles: number;
   /** Files that came from the cache. */
   cachedFiles: number;
 }

@@ -1,0 +1,181 @@
+/**
+ * `nsbox bootstrap DISTRO|RECIPE DIR [options]`: flags → Recipe
+ * (`recipeFromFlags`, reused by the wizard), then the library's
+ * `bootstrap()` with a progress renderer, Ctrl-C/SIGTERM as an AbortSignal,
+ * and one summary line at the end.
+ */
+import { writeSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { Command, CommanderError, Option } from 'commander';
+import { AbortedError, UsageError } from '../errors.js';
+import type { BootstrapResult, Recipe } from '../bootstrap/recipe.js';
+import { addPostFlags, answersFromFlags, applyAnswers, checkAnswers, requireAnswers } from './post-flags.js';
+import { isatty } from '../runtime/isatty.js';
+
+/** The flags as commander hands them over (`--no-verify` → verify: false). */
+export interface BootstrapFlags extends Record<string, unknown> {
+  release?: string;
+  variant?: string;
+  arch?: string;
+  mirror?: string;
+  components?: string[];
+  include?: string[];
+  exclude?: string[];
+  keyring?: string;
+  verify?: boolean;
+  updates?: boolean;
+  ignoreValidUntil?: boolean;
+  cacheDir?: string;
+  force?: boolean;
+  yes?: boolean;
+  quiet?: boolean;
+  json?: boolean;
+  debug?: boolean;
+}
+
+const list = (v: string, prev: string[] = []) => [...prev, ...v.split(',').map((s) => s.trim()).filter(Boolean)];
+
+/** The command definition (also what `--help` prints). */
+export function bootstrapCommand(): Command {
+  const cmd = new Command('nsbox bootstrap')
+    .usage('DISTRO|RECIPE DIR [options]')
+    .description(
+      'Build a distribution tree in DIR: verified repository index, resolved package set, verified downloads ' +
+        "(cached), the tree's own package manager installing them. DISTRO is debian or fedora, or a recipe " +
+        'file (./name.recipe.mjs) whose default export is a recipe; flags override its fields.',
+    )
+    .argument('<distro>', 'debian, fedora, or a recipe file path')
+    .argument('<dir>', 'target directory (created; an interrupted nsbox bootstrap there is started over)')
+    .option('-r, --release <suite>', 'release codename or alias (debian: trixie, bookworm, forky, sid, stable, oldstable, testing, unstable; default: current stable)')
+    .option('--variant <variant>', 'package selection: minbase, important, boot, buildd (default: minbase)')
+    .option('--arch <arch>', "distribution architecture (default: the host's, e.g. amd64)")
+    .option('--mirror <url>', "archive URL, e.g. http://<mirror>/debian (default: the host's apt configuration)")
+    .option('--components <list>', 'archive components, comma-separated (default: main)', list)
+    .option('--include <pkgs>', 'extra packages, comma-separated (repeatable)', list)
+    .option('--exclude <pkgs>', 'packages never to install, comma-separated (repeatable)', list)
+    .option('--keyring <file>', 'OpenPGP keyring to trust instead of the bundled archive keys')
+    .option('--no-verify', 'skip signature checks (DANGEROUS: anyone on the network path can change the tree)')
+    .option('--no-updates', 'leave out the -updates and -security suites of stable releases')
+    .option('--ignore-valid-until', 'accept a Release file past its Valid-Until date (stale mirrors, snapshots)')
+    .option('--cache-dir <dir>', 'download cache (default: /var/cache/nsbox)')
+    .option('--force', 'write into a non-empty directory nsbox did not create, or over a finished tree')
+    .option('-y, --yes', 'never ask: fail instead of prompting for missing choices')
+    .addOption(new Option('-q, --quiet', 'print errors only').conflicts('json'))
+    .addOption(new Option('--json', 'print progress events and the result as JSON lines on stdout').conflicts('quiet'))
+    .option('--debug', 'show stack traces and debug messages')
+    .helpOption('-h, --help', 'show this help');
+  return addPostFlags(cmd)
+    .addHelpText(
+      'after',
+      '\nExamples:\n' +
+        '  nsbox bootstrap debian /srv/trixie\n' +
+        '  nsbox bootstrap debian /srv/bookworm --release bookworm --variant boot --include openssh-server\n' +
+        '  nsbox bootstrap ./web.recipe.mjs /srv/web --yes\n' +
+        '\nExit status: 0 done, 1 failure, 2 bad usage, 4 network, 5 signature or checksum, 130 interrupted.\n',
+    )
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => writeSync(1, s), writeErr: () => {} });
+}
+
+/**
+ * The one place flags become a Recipe. A recipe file's fields are the base;
+ * only flags that were given override them, so a caller (the wizard) can
+ * tell which choices are still missing. Post-step flags (--hostname, --ssh,
+ * --user, …) become post steps through bin/post-flags.ts.
+ *
+ * @example
+ * await recipeFromFlags('debian', { release: 'bookworm', include: ['curl'] })
+ * // → { distribution: 'debian', release: 'bookworm', include: ['curl'] }
+ */
+export async function recipeFromFlags(distro: string, flags: BootstrapFlags): Promise<Recipe> {
+  const base = await baseRecipe(distro);
+  const answers = answersFromFlags(flags);
+  checkAnswers(answers);
+  const r: Recipe = { ...base };
+  if (flags.release !== undefined) r.release = flags.release;
+  if (flags.variant !== undefined) r.variant = flags.variant;
+  if (flags.arch !== undefined) r.arch = flags.arch;
+  if (flags.mirror !== undefined) r.mirror = flags.mirror;
+  if (flags.components?.length) r.components = flags.components;
+  if (flags.include?.length) r.include = [...(base.include ?? []), ...flags.include];
+  if (flags.exclude?.length) r.exclude = [...(base.exclude ?? []), ...flags.exclude];
+  if (flags.keyring !== undefined) r.keyring = flags.keyring;
+  if (flags.verify === false) r.noVerify = true;
+  if (flags.updates === false) r.updates = false;
+  return applyAnswers(r, answers);
+}
+
+async function baseRecipe(distro: string): Promise<Recipe> {
+  if (distro === 'debian' || distro === 'fedora') return { distribution: distro };
+  const { isRecipePath, loadRecipeFile } = await import('../recipes/load.js');
+  if (!isRecipePath(distro)) throw new UsageError(`unknown distribution \`${distro}\``, { hint: 'use debian, fedora, or a recipe file such as ./web.recipe.mjs' });
+  return loadRecipeFile(distro);
+}
+
+/** `nsbox bootstrap …`; resolves with the exit status. */
+export async function main(argv: string[]): Promise<number> {
+  const cmd = bootstrapCommand();
+  let distro: string;
+  let dir: string;
+  let flags: BootstrapFlags;
+  try {
+    cmd.parse(argv, { from: 'user' });
+    [distro, dir] = cmd.args;
+    flags = cmd.opts<BootstrapFlags>();
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.help') return 0;
+      throw new UsageError(err.message.replace(/^error: /, ''), { hint: 'see `nsbox bootstrap --help`' });
+    }
+    throw err;
+  }
+  const recipe = await recipeFromFlags(distro, flags);
+  // Without a terminal (or with --yes) nothing can be asked: what is required must be given.
+  if (flags.yes || !(isatty(0) && isatty(1))) requireAnswers(answersFromFlags(flags));
+  if (recipe.noVerify) {
+    writeSync(2, 'nsbox: WARNING: --no-verify: signatures are NOT checked. Anyone between you and the mirror can change what this tree runs.\n');
+  }
+
+  const { prepareBootstrap } = await import('../bootstrap/index.js');
+  const { createRenderer, formatBytes } = await import('../bootstrap/progress.js');
+  const ac = new AbortController();
+  // Bad input fails here, as one line, before any task list is drawn.
+  const job = await prepareBootstrap(recipe, dir, { cacheDir: flags.cacheDir, force: flags.force, ignoreValidUntil: flags.ignoreValidUntil, signal: ac.signal });
+  const renderer = await createRenderer(flags.json ? 'json' : flags.quiet ? 'quiet' : 'tasks', { verbose: !!flags.debug });
+  let signals = 0;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (++signals > 1) {
+      writeSync(2, `nsbox: ${sig} again: exiting now; \`${resolve(dir)}\` stays marked incomplete\n`);
+      process.exit(130);
+    }
+    ac.abort(new AbortedError(`interrupted by ${sig}`));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  process.on('SIGHUP', onSignal);
+  const started = Date.now();
+  let result: BootstrapResult;
+  try {
+    result = await job.run({ onProgress: renderer.emit });
+    await renderer.close();
+  } catch (err) {
+    await renderer.close(err);
+    throw err;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    process.off('SIGHUP', onSignal);
+  }
+  const seconds = (Date.now() - started) / 1000;
+  if (flags.json) {
+    writeSync(1, `${JSON.stringify({ type: 'result', ...result, seconds })}\n`);
+  } else if (!flags.quiet) {
+    const n = Object.keys(result.packages).length;
+    writeSync(
+      1,
+      `Bootstrapped ${result.distribution} ${result.release} (${result.variant}, ${result.arch}) in ${result.dir}: ${n} packages; ` +
+        `downloaded ${formatBytes(result.downloadedBytes)} in ${result.downloadedFiles} files, ${result.cachedFiles} files from the cache; ${seconds.toFixed(1)} s\n`,
+    );
+  }
+  return 0;
+}

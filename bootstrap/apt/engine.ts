@@ -1,0 +1,377 @@
+/**
+ * The Debian engine: a tree the way debootstrap and mmdebstrap build one,
+ * with nsbox's own index, resolver, downloader and extractor, and the
+ * tree's own dpkg doing the installation.
+ *
+ * Order (debootstrap `scripts/debian-common` second_stage_install,
+ * mmdebstrap `run_extract` / `run_essential` / `run_install`):
+ *  1. index: InRelease verified against the archive keys, then Packages, for
+ *     the release and (stable releases) its -updates and -security suites;
+ *  2. resolve: the variant's selection, closed over Depends/Pre-Depends;
+ *  3. download (shared driver): every .deb, verified, into the cache;
+ *  4. unpack: dpkg's database skeleton, then the essential set (Essential:
+ *     yes and what it depends on) streamed .deb → tree, so that the tree's
+ *     sh, coreutils and dpkg can run; policy-rc.d and a diverted
+ *     start-stop-daemon so nothing starts;
+ *  5. configure, inside the tree with nsbox's runtime:
+ *     `dpkg --install --force-depends` of the essential set in one call, as
+ *     mmdebstrap does (the essential set has dependency cycles and Pre-Depends
+ *     that dpkg cannot order before it is registered; every file is already
+ *     in place, so forcing is safe, and debootstrap's one-package-at-a-time
+ *     core install is much slower), then `dpkg --install` of the remaining
+ *     packages *without* forcing: dpkg orders their configuration itself,
+ *     and refusing would reveal a dependency the resolver got wrong. They go
+ *     in as few calls as their Pre-Depends allow (a Pre-Depends target must
+ *     be configured before its dependant is unpacked, so a package whose
+ *     Pre-Depends lie among the remaining ones waits for the next call).
+ *     Then `dpkg --audit` must be silent. dpkg runs with force-unsafe-io and
+ *     with libeatmydata (fetched from the same verified archive, never
+ *     installed) preloaded: no fsync while building; the driver syncs the
+ *     file system once before marking the tree complete;
+ *  6. finish: the services guard undone, apt sources for the mirror and
+ *     suites used, an empty machine-id, hostname, caches and lists removed.
+ */
+import { mkdir, rm, writeFile, copyFile, readFile } from 'node:fs/promises';
+import { existsSync, readFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { NsboxError, UsageError } from '../../errors.js';
+import type { Engine, EngineContext, Selection } from '../engine.js';
+import type { FetchItem, FetchResult } from '../fetch.js';
+import { loadKeyringFiles, type Keyring } from '../pgp.js';
+import type { BootstrapOptions, Recipe } from '../recipe.js';
+import type { RecipeSummary } from '../tree-state.js';
+import { TreeWriter } from '../archive/writer.js';
+import { runInTree } from '../in-tree.js';
+import { extractDeb, readDebFile } from './deb.js';
+import { installOrder } from './order.js';
+import { loadSuite } from './repository.js';
+import { matches, resolve } from './resolve.js';
+import { relations, Universe, type PackageInfo } from './universe.js';
+import { appliesTo } from './relations.js';
+import { allowServices, cleanTree, prepareTree, preventServices } from './tree-setup.js';
+import {
+  DEBIAN_KEYRING, DEFAULT_RELEASE, DEFAULT_VARIANT, chooseMirrors, debianArch, findRelease, findVariant,
+  releaseFromArchive, renderSources, selectionFor, suitesFor, type DebianRelease, type HostMirrors, type SuiteSource,
+} from '../../recipes/debian.js';
+
+const PACKAGE_NAME = /^[a-z0-9][a-z0-9.+-]+$/;
+const COMPONENT = /^[a-z0-9][a-z0-9.+/-]*$/;
+/** Where the cache is bind-mounted (read-only) inside the tree while dpkg runs. */
+const DEBS_IN_TREE = '/var/lib/nsbox/debs';
+const EATMYDATA_IN_TREE = '/var/lib/nsbox/libeatmydata.so';
+const SCRIPT_IN_TREE = '/var/lib/nsbox/install.sh';
+export const LOG_IN_TREE = 'var/log/nsbox-bootstrap.log';
+/** Programs that start services, diverted to a no-op while packages are configured. */
+const SERVICE_STARTERS = /^\/(usr\/)?s?bin\/(start-stop-daemon|initctl)$/;
+/** debootstrap's core packages, installed first within the essential call (base-passwd's preinst writes /etc/passwd). */
+const CORE_FIRST = ['base-passwd', 'base-files', 'dpkg', 'libc6', 'perl-base', 'mawk', 'debconf'];
+
+/** Debian architecture → qemu-user binfmt name, for foreign-architecture checks. */
+const QEMU: Record<string, string> = {
+  amd64: 'x86_64', i386: 'i386', arm64: 'aarch64', armhf: 'arm', armel: 'arm', ppc64el: 'ppc64le',
+  s390x: 's390x', riscv64: 'riscv64', mips64el: 'mips64el', loong64: 'loongarch64',
+};
+
+/** The validated Debian recipe. */
+interface Plan {
+  requested: string;
+  release: DebianRelease;
+  variant: string;
+  arch: string;
+  mirrors: Required<HostMirrors>;
+  components: string[];
+  include: string[];
+  exclude: string[];
+  keyringFile: string;
+  customKeyring: boolean;
+  noVerify: boolean;
+  updates: boolean;
+  ignoreValidUntil: boolean;
+}
+
+/**
+ * Validates a Debian recipe (no network, nothing written) and returns the
+ * engine for it. Unknown release or variant: a UsageError listing the known
+ * ones.
+ *
+ * @example
+ * const engine = await createEngine({ distribution: 'debian', release: 'bookworm', variant: 'minbase' }, {});
+ */
+export async function createEngine(recipe: Recipe, options: BootstrapOptions): Promise<Engine> {
+  return new DebianEngine(planFor(recipe, options));
+}
+
+function planFor(recipe: Recipe, options: BootstrapOptions): Plan {
+  const requested = (recipe.release ?? DEFAULT_RELEASE).toLowerCase();
+  const release = findRelease(requested);
+  const variant = findVariant(recipe.variant ?? DEFAULT_VARIANT).name;
+  const arch = recipe.arch ?? debianArch();
+  checkArch(arch);
+  const components = recipe.components?.length ? recipe.components : ['main'];
+  for (const c of components) if (!COMPONENT.test(c)) throw new UsageError(`invalid component \`${c}\``, { hint: 'components are names like main, contrib, non-free, non-free-firmware' });
+  for (const [flag, list] of [['--include', recipe.include], ['--exclude', recipe.exclude]] as const) {
+    for (const n of list ?? []) if (!PACKAGE_NAME.test(n)) throw new UsageError(`invalid package name \`${n}\` in ${flag}`, { hint: 'Debian package names use lowercase letters, digits, ".", "+" and "-"' });
+  }
+  if (recipe.mirror !== undefined && !/^(https?|file):\/\/./.test(recipe.mirror)) {
+    throw new UsageError(`invalid mirror \`${recipe.mirror}\``, { hint: 'use an http://, https:// or file:// URL of a Debian archive, e.g. http://<mirror>/debian' });
+  }
+  const mirrors = chooseMirrors({ mirror: recipe.mirror });
+  if (recipe.keyring && !existsSync(recipe.keyring)) throw new UsageError(`cannot read keyring \`${recipe.keyring}\`: no such file`);
+  // An alias follows the archive (the Release file says what `stable` is today); a codename or number is pinned.
+  const requestedSuite = ['stable', 'oldstable', 'testing', 'unstable'].includes(requested) ? requested : release.codename;
+  return {
+    requested: requestedSuite, release, variant, arch, mirrors, components,
+    include: recipe.include ?? [], exclude: recipe.exclude ?? [],
+    keyringFile: recipe.keyring ?? bundledKeyring(), customKeyring: !!recipe.keyring,
+    noVerify: !!recipe.noVerify, updates: recipe.updates !== false, ignoreValidUntil: !!options.ignoreValidUntil,
+  };
+}
+
+/**
+ * The bundled Debian archive keyring. DEBIAN_KEYRING is right for the
+ * sources and dist/recipes; from the CLI bundle (dist/cli) the file is found
+ * by walking up to the checkout's or package's recipes/keys.
+ */
+function bundledKeyring(): string {
+  if (existsSync(DEBIAN_KEYRING)) return DEBIAN_KEYRING;
+  const name = basename(DEBIAN_KEYRING);
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    const candidate = join(dir, 'recipes/keys', name);
+    if (existsSync(candidate)) return candidate;
+    dir = dirname(dir);
+  }
+  throw new NsboxError(`cannot find the bundled Debian archive keyring (${name})`, { hint: 'reinstall nsbox, or pass --keyring FILE' });
+}
+
+/** dpkg runs inside the tree: the tree's architecture must execute here. */
+function checkArch(arch: string): void {
+  if (!(arch in QEMU)) throw new UsageError(`unknown architecture \`${arch}\``, { hint: `known: ${Object.keys(QEMU).join(', ')}` });
+  const host = debianArch();
+  if (arch === host || (host === 'amd64' && arch === 'i386') || (host === 'arm64' && arch === 'armhf')) return;
+  if (existsSync(`/proc/sys/fs/binfmt_misc/qemu-${QEMU[arch]}`)) return;
+  throw new UsageError(`cannot bootstrap ${arch} on this ${host} host: the tree's own dpkg must run here`, {
+    hint: `register a qemu-user binfmt handler for ${QEMU[arch]} (qemu-user-static), or bootstrap ${host}`,
+  });
+}
+
+class DebianEngine implements Engine {
+  readonly summary: RecipeSummary & { variant: string };
+  #plan: Plan;
+  #universe?: Universe;
+  #suites: SuiteSource[] = [];
+  #bases = new Map<string, string>();
+  #order?: { essential: PackageInfo[]; rest: PackageInfo[] };
+  #eatmydata?: PackageInfo;
+  #files = new Map<string, string>();
+  #diverted: string[] = [];
+
+  constructor(plan: Plan) {
+    this.#plan = plan;
+    this.summary = { distribution: 'debian', release: plan.release.codename, arch: plan.arch, variant: plan.variant, mirror: plan.mirrors.mirror };
+    if (plan.include.length) this.summary.include = plan.include;
+    if (plan.exclude.length) this.summary.exclude = plan.exclude;
+  }
+
+  async index(ctx: EngineContext): Promise<string> {
+    const p = this.#plan;
+    if (p.noVerify) ctx.log('warn', 'signature checks are OFF (--no-verify): anyone between you and the mirror can change what gets installed');
+    const keyring: Keyring | undefined = p.noVerify ? undefined : await loadKeyringFiles([p.keyringFile]);
+    const u = new Universe(p.arch);
+    const common = { components: p.components, keyring, noVerify: p.noVerify, ignoreValidUntil: p.ignoreValidUntil, signal: ctx.signal };
+    const main = await loadSuite(ctx.http, ctx.cache, { base: p.mirrors.mirror, suite: p.requested, ...common }, u);
+    const release = releaseFromArchive(p.requested, main.trusted.release);
+    this.summary.release = release.codename;
+    this.#suites = suitesFor(release, { updates: p.updates });
+    // Packages carry the suite name they came from; the main suite under the name it was requested by.
+    this.#bases.set(p.requested, p.mirrors.mirror);
+    const extra = this.#suites.slice(1);
+    const loaded = await Promise.all(
+      extra.map(async (s) => {
+        const base = s.archive === 'main' ? p.mirrors.mirror : p.mirrors.security;
+        this.#bases.set(s.suite, base);
+        try {
+          return await loadSuite(ctx.http, ctx.cache, { base, suite: s.suite, ...common }, u);
+        } catch (err) {
+          if (err instanceof NsboxError && !err.hint?.includes('--no-updates')) {
+            Object.defineProperty(err, 'hint', { value: `${err.hint ? `${err.hint}; ` : ''}or pass --no-updates to leave out the updates and security suites` });
+          }
+          throw err;
+        }
+      }),
+    );
+    this.#universe = u;
+    const n = main.packages + loaded.reduce((s, l) => s + l.packages, 0);
+    return `${this.#suites.map((s) => s.suite).join(', ')}: ${n.toLocaleString('en')} packages`;
+  }
+
+  async resolve(ctx: EngineContext): Promise<Selection> {
+    const p = this.#plan;
+    const u = this.#universe!;
+    const sel = selectionFor(p.variant, p.release);
+    const r = resolve(u, { rule: sel.rule, include: [...sel.include, ...p.include], exclude: [...sel.exclude, ...p.exclude] });
+    for (const w of r.warnings) ctx.log('warn', w);
+    const order = installOrder(r.packages, p.arch);
+    this.#order = order;
+    const items: FetchItem[] = r.packages.map((pkg) => this.#item(pkg));
+    // libeatmydata for the build only: preloaded into dpkg, never registered in the tree.
+    const eat = u.get('libeatmydata1');
+    if (eat && eat.arch === p.arch && !r.packages.includes(eat)) {
+      this.#eatmydata = eat;
+      items.push(this.#item(eat));
+    }
+    const packages: Record<string, string> = {};
+    for (const pkg of r.packages) packages[pkg.name] = pkg.version;
+    return { items, packages, detail: `${r.packages.length} packages (${order.essential.length} essential)` };
+  }
+
+  #item(pkg: PackageInfo): FetchItem {
+    const base = this.#bases.get(pkg.origin) ?? this.#plan.mirrors.mirror;
+    return { url: `${base}/${pkg.filename}`, digest: pkg.sha256, size: pkg.size, name: basename(pkg.filename) };
+  }
+
+  async unpack(ctx: EngineContext, files: FetchResult[]): Promise<string> {
+    const { dir } = ctx;
+    for (const f of files) this.#files.set(f.item.name, f.path);
+    await prepareTree(dir, this.#plan.arch);
+    const essential = this.#order!.essential;
+    const writer = new TreeWriter(dir);
+    const starters: string[] = [];
+    let done = 0;
+    for (const pkg of essential) {
+      if (ctx.signal?.aborted) break;
+      ctx.emit({ type: 'count', phase: 'unpack', done, total: essential.length, current: pkg.name });
+      const written = await extractDeb(this.#path(pkg), writer, basename(pkg.filename));
+      for (const w of written) if (SERVICE_STARTERS.test(w)) starters.push(w);
+      done++;
+    }
+    await writer.finish();
+    ctx.signal?.throwIfAborted();
+    ctx.emit({ type: 'count', phase: 'unpack', done, total: essential.length });
+    if (this.#eatmydata) {
+      const lib = await readDebFile(this.#path(this.#eatmydata), (p) => /\/libeatmydata\.so[.\d]*$/.test(p));
+      if (lib) await writeFile(join(dir, EATMYDATA_IN_TREE), lib.data, { mode: 0o644 });
+    }
+    this.#diverted = await preventServices(dir, starters);
+    return `${essential.length} essential packages extracted`;
+  }
+
+  #path(pkg: PackageInfo): string {
+    const path = this.#files.get(basename(pkg.filename));
+    if (!path) throw new NsboxError(`internal error: ${pkg.name} was not downloaded`);
+    return path;
+  }
+
+  async configure(ctx: EngineContext): Promise<string> {
+    const { dir } = ctx;
+    const { essential, rest } = this.#order!;
+    const inTree = (pkg: PackageInfo) => `${DEBS_IN_TREE}/${this.#path(pkg).slice(ctx.cache.dir.replace(/\/+$/, '').length + 1)}`;
+    const core = CORE_FIRST.map((n) => essential.find((p) => p.name === n)).filter((p): p is PackageInfo => !!p);
+    const essentialArgs = [...core, ...essential.filter((p) => !core.includes(p))].map(inTree);
+    const batches = preDependsBatches(rest, this.#plan.arch);
+    const dpkg = 'dpkg --force-unsafe-io --force-confold';
+    const script = [
+      '#!/bin/sh',
+      '# nsbox bootstrap: install the downloaded packages with the tree\'s own dpkg',
+      'set -e',
+      'step() { echo "# nsbox: $(date +%s.%N | cut -c1-14) $*"; }',
+      'step essential',
+      `${dpkg} --force-depends --install \\\n  ${essentialArgs.join(' \\\n  ')}`,
+      ...batches.map((b, i) => `step batch ${i + 1}\n${dpkg} --install \\\n  ${b.map(inTree).join(' \\\n  ')}`),
+      'step audit',
+      'problems=$(dpkg --audit)',
+      'if [ -n "$problems" ]; then echo "dpkg --audit:"; echo "$problems"; exit 1; fi',
+      '',
+    ].join('\n');
+    await writeFile(join(dir, SCRIPT_IN_TREE), script, { mode: 0o755 });
+    await mkdir(join(dir, DEBS_IN_TREE), { recursive: true });
+    const total = (essential.length + rest.length) * 2;
+    let done = 0;
+    await runInTree(dir, ['/bin/sh', SCRIPT_IN_TREE], {
+      logFile: join(dir, LOG_IN_TREE),
+      what: 'install the packages with dpkg',
+      signal: ctx.signal,
+      bindRo: [`${ctx.cache.dir}:${DEBS_IN_TREE}`],
+      setenv: this.#eatmydata && existsSync(join(dir, EATMYDATA_IN_TREE)) ? [`LD_PRELOAD=${EATMYDATA_IN_TREE}`] : [],
+      onLine: (line) => {
+        const m = /^(Unpacking|Setting up) (\S+)/.exec(line);
+        if (m) ctx.emit({ type: 'count', phase: 'configure', done: ++done, total, current: m[2].replace(/:.*$/, '') });
+      },
+    });
+    return `${essential.length + rest.length} packages installed by dpkg (${1 + batches.length} dpkg runs)`;
+  }
+
+  async finish(ctx: EngineContext): Promise<string> {
+    const { dir } = ctx;
+    const p = this.#plan;
+    await allowServices(dir, this.#diverted);
+    for (const f of [EATMYDATA_IN_TREE, SCRIPT_IN_TREE, DEBS_IN_TREE, ...(process.env.NSBOX_KEEP_LOG ? [] : [LOG_IN_TREE])]) await rm(join(dir, f), { recursive: true, force: true });
+    let sources = renderSources(p.mirrors, this.#suites, p.components);
+    if (p.customKeyring) {
+      // The tree's apt trusts what this bootstrap trusted.
+      const armored = (await readFile(p.keyringFile)).subarray(0, 64).toString('latin1').includes('-----BEGIN PGP');
+      const dest = `/etc/apt/keyrings/nsbox-bootstrap.${armored ? 'asc' : 'gpg'}`;
+      await mkdir(join(dir, 'etc/apt/keyrings'), { recursive: true, mode: 0o755 });
+      await copyFile(p.keyringFile, join(dir, dest));
+      sources = sources.replaceAll('Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg', `Signed-By: ${dest}`);
+    }
+    await writeFile(join(dir, 'etc/apt/sources.list.d/debian.sources'), sources, { mode: 0o644 });
+    await cleanTree(dir, hostnameFor(dir));
+    return `apt sources: ${this.#suites.map((s) => s.suite).join(', ')}`;
+  }
+
+  async dispose(ctx: EngineContext, failed: boolean): Promise<void> {
+    // A failed build keeps its log and script for the user to read; the tree stays marked incomplete.
+    if (!failed) return;
+    try {
+      readFileSync(join(ctx.dir, LOG_IN_TREE));
+      ctx.log('info', `the dpkg log is ${join(ctx.dir, LOG_IN_TREE)}`);
+    } catch {
+      /* no log yet */
+    }
+  }
+}
+
+/**
+ * Splits packages (in install order) into dpkg calls: a package goes into
+ * the first call after every package it Pre-Depends on among `pkgs`
+ * (those must be configured before it can be unpacked).
+ *
+ * @example
+ * preDependsBatches(rest, 'amd64').length // 1 for minbase
+ */
+export function preDependsBatches(pkgs: PackageInfo[], arch: string): PackageInfo[][] {
+  const level = new Map<string, number>();
+  const visiting = new Set<string>();
+  const byName = new Map(pkgs.map((p) => [p.name, p]));
+  const levelOf = (p: PackageInfo): number => {
+    const known = level.get(p.name);
+    if (known !== undefined) return known;
+    if (visiting.has(p.name)) return 0; // a Pre-Depends cycle: dpkg will have to cope, as debootstrap's does
+    visiting.add(p.name);
+    let l = 0;
+    for (const clause of relations(p, 'Pre-Depends')) {
+      for (const rel of clause) {
+        if (!appliesTo(rel, arch)) continue;
+        const target = byName.get(rel.name) ?? pkgs.find((q) => matches(rel, q, arch));
+        if (target && target !== p && matches(rel, target, arch)) {
+          l = Math.max(l, levelOf(target) + 1);
+          break;
+        }
+      }
+    }
+    visiting.delete(p.name);
+    level.set(p.name, l);
+    return l;
+  };
+  const out: PackageInfo[][] = [];
+  for (const p of pkgs) (out[levelOf(p)] ??= []).push(p);
+  return out.filter((b) => b?.length);
+}
+
+/** The hostname of a new tree: its directory's name, made a valid host name. */
+export function hostnameFor(dir: string): string {
+  const h = basename(dir).toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 63).replace(/-+$/, '');
+  return h || 'debian';
+}

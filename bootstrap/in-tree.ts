@@ -1,0 +1,125 @@
+/**
+ * Runs a command inside the tree being built, through nsbox's own runtime
+ * (fresh namespaces, /proc, /sys, /dev, tmpfs /run and /tmp, the host's
+ * resolv.conf for the duration of the command only). Output goes to a log
+ * file; a failure becomes one NsboxError whose message ends with the last
+ * lines of that log. Both engines use it (dpkg here, rpm later).
+ */
+import { closeSync, openSync, readSync, fstatSync, writeSync } from 'node:fs';
+import { AbortedError, NsboxError } from '../errors.js';
+
+let counter = 0;
+
+/** Options of runInTree. */
+export interface InTreeOptions {
+  /** Host path of the log file (appended to). */
+  logFile: string;
+  /** What the command does, for the error message: "install the essential packages". */
+  what: string;
+  signal?: AbortSignal;
+  setenv?: string[];
+  /** `SRC:DST` read-only binds. */
+  bindRo?: string[];
+  /** Called with each complete line the command writes, while it runs (e.g. to count "Setting up"). */
+  onLine?: (line: string) => void;
+}
+
+/**
+ * Runs `command` in `dir` and throws when it exits non-zero.
+ *
+ * @example
+ * await runInTree('/srv/t', ['dpkg', '--configure', '-a'], { logFile: '/srv/t/var/log/nsbox-bootstrap.log', what: 'configure packages' });
+ */
+export async function runInTree(dir: string, command: string[], opts: InTreeOptions): Promise<void> {
+  if (opts.signal?.aborted) throw new AbortedError();
+  const { run } = await import('../runtime/index.js');
+  const fd = openSync(opts.logFile, 'a');
+  const start = fstatSync(fd).size;
+  writeSync(fd, `\n# nsbox: ${command.join(' ').slice(0, 400)}${command.join(' ').length > 400 ? ' …' : ''}\n`);
+  const devnull = openSync('/dev/null', 'r');
+  const tail = opts.onLine ? new LineFollower(opts.logFile, fstatSync(fd).size, opts.onLine) : undefined;
+  let code: number;
+  try {
+    code = await run(dir, {
+      command,
+      machine: `nsbox-bootstrap-${process.pid}-${++counter}`,
+      stdio: [devnull, fd, fd],
+      setenv: ['DEBIAN_FRONTEND=noninteractive', 'DEBCONF_NONINTERACTIVE_SEEN=true', 'LC_ALL=C.UTF-8', 'LANGUAGE=C.UTF-8', 'LANG=C.UTF-8', ...(opts.setenv ?? [])],
+      bindRo: opts.bindRo,
+      signal: opts.signal,
+    });
+  } catch (err) {
+    if (opts.signal?.aborted) throw new AbortedError('interrupted', { cause: err });
+    throw err;
+  } finally {
+    tail?.stop();
+    closeSync(devnull);
+    closeSync(fd);
+  }
+  if (code !== 0) {
+    const lines = lastLines(opts.logFile, start, 12);
+    throw new NsboxError(`cannot ${opts.what}: \`${command[0]}\` exited with status ${code}${lines ? `; last output:\n${lines}` : ''}`, {
+      code: 'in-tree',
+      hint: `the full log is ${opts.logFile}`,
+    });
+  }
+}
+
+/** The last `n` non-empty lines written to `file` after byte `from`. */
+export function lastLines(file: string, from: number, n: number): string {
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch {
+    return '';
+  }
+  try {
+    const size = fstatSync(fd).size;
+    const begin = Math.max(from, size - 16384);
+    const buf = Buffer.alloc(size - begin);
+    readSync(fd, buf, 0, buf.length, begin);
+    return buf
+      .toString('utf8')
+      .split('\n')
+      .filter((l) => l.trim() && !l.startsWith('# nsbox: '))
+      .slice(-n)
+      .map((l) => `  ${l}`)
+      .join('\n');
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Polls a growing file and hands complete new lines to a callback. */
+class LineFollower {
+  #fd: number;
+  #offset: number;
+  #rest = '';
+  #timer: NodeJS.Timeout;
+  #onLine: (line: string) => void;
+
+  constructor(file: string, offset: number, onLine: (line: string) => void) {
+    this.#fd = openSync(file, 'r');
+    this.#offset = offset;
+    this.#onLine = onLine;
+    this.#timer = setInterval(() => this.#poll(), 200);
+  }
+
+  #poll(): void {
+    const buf = Buffer.alloc(65536);
+    for (;;) {
+      const n = readSync(this.#fd, buf, 0, buf.length, this.#offset);
+      if (n <= 0) return;
+      this.#offset += n;
+      const lines = (this.#rest + buf.toString('utf8', 0, n)).split('\n');
+      this.#rest = lines.pop() ?? '';
+      for (const l of lines) this.#onLine(l);
+    }
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+    this.#poll();
+    closeSync(this.#fd);
+  }
+}
