@@ -26,17 +26,10 @@ import { beginTree, finishTree, inspectTree } from './tree-state.js';
 
 export type { BootstrapOptions, BootstrapResult, Recipe, PostStep } from './recipe.js';
 
-/**
- * Engines by distribution, loaded lazily. The RPM engine is optional until
- * it lands: its specifier is computed (so neither tsc nor the bundler
- * requires the file) and written relative to the repository root's first
- * level, so it resolves the same from bootstrap/, dist/bootstrap/ and the
- * CLI bundle in dist/cli/. When bootstrap/rpm/engine.ts exists, make it a
- * plain `() => import('./rpm/engine.js')`.
- */
+/** Engines by distribution, loaded lazily (only the chosen one loads; both are in the CLI bundle). */
 const ENGINES: Record<Distribution, () => Promise<EngineModule | undefined>> = {
   debian: () => import('./apt/engine.js'),
-  fedora: () => optionalImport<EngineModule>('../bootstrap/rpm/engine.js'),
+  fedora: () => import('./rpm/engine.js'),
 };
 
 /** The post-step runner (recipes/post.ts), loaded only for recipes that have post steps. */
@@ -183,17 +176,6 @@ async function checkTarget(dir: string, force?: boolean): Promise<void> {
     throw new UsageError(`cannot bootstrap into \`${dir}\`: it already holds a finished nsbox tree`, { hint: 'remove it first, or pass --force to bootstrap over it' });
   }
   if (s.kind === 'incomplete' && s.running) throw new UsageError(`cannot bootstrap into \`${dir}\`: another nsbox (pid ${s.record?.pid}) is bootstrapping it`);
-}
-
-/** import() of a module that may not exist yet; other load errors propagate. */
-async function optionalImport<T>(specifier: string): Promise<T | undefined> {
-  try {
-    return (await import(/* optional */ specifier)) as T;
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if ((code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') && String((err as Error).message).includes(specifier.replace(/^\.\.\//, '').replace(/\.js$/, ''))) return undefined;
-    throw err;
-  }
 }
 
 /** Turns whatever failed into an NsboxError with one line a user can act on (anything else is a bug, kept as is). */
