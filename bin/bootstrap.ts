@@ -18,6 +18,10 @@ export interface BootstrapFlags extends Record<string, unknown> {
   variant?: string;
   arch?: string;
   mirror?: string;
+  /** Fedora: metalink URL template ($repo, $basearch) instead of --mirror. */
+  metalink?: string;
+  /** Fedora: install weak dependencies (Recommends) too. */
+  withRecommends?: boolean;
   components?: string[];
   include?: string[];
   exclude?: string[];
@@ -46,10 +50,12 @@ export function bootstrapCommand(): Command {
     )
     .argument('<distro>', 'debian, fedora, or a recipe file path')
     .argument('<dir>', 'target directory (created; an interrupted nsbox bootstrap there is started over)')
-    .option('-r, --release <suite>', 'release codename or alias (debian: trixie, bookworm, forky, sid, stable, oldstable, testing, unstable; default: current stable)')
-    .option('--variant <variant>', 'package selection: minbase, important, boot, buildd (default: minbase)')
+    .option('-r, --release <suite>', 'release codename or alias (debian: trixie, bookworm, forky, sid, stable, oldstable, testing, unstable; default: current stable); fedora: N or rawhide (default: the newest release)')
+    .option('--variant <variant>', 'package selection: minbase, important, boot, buildd (debian, default: minbase); minimal, boot (fedora, default: minimal)')
     .option('--arch <arch>', "distribution architecture (default: the host's, e.g. amd64)")
     .option('--mirror <url>', "archive URL, e.g. http://<mirror>/debian (default: the host's apt configuration)")
+    .option('--metalink <url>', 'fedora: metalink URL template instead of a mirror ($repo and $basearch are filled in; default: Fedora\'s)')
+    .option('--with-recommends', 'fedora: install weak dependencies (Recommends) too, as dnf does by default')
     .option('--components <list>', 'archive components, comma-separated (default: main)', list)
     .option('--include <pkgs>', 'extra packages, comma-separated (repeatable)', list)
     .option('--exclude <pkgs>', 'packages never to install, comma-separated (repeatable)', list)
@@ -70,6 +76,7 @@ export function bootstrapCommand(): Command {
       '\nExamples:\n' +
         '  nsbox bootstrap debian /srv/trixie\n' +
         '  nsbox bootstrap debian /srv/bookworm --release bookworm --variant boot --include openssh-server\n' +
+        '  nsbox bootstrap fedora /srv/f40 --release 40 --variant boot\n' +
         '  nsbox bootstrap ./web.recipe.mjs /srv/web --yes\n' +
         '\nExit status: 0 done, 1 failure, 2 bad usage, 4 network, 5 signature or checksum, 130 interrupted.\n',
     )
@@ -96,6 +103,8 @@ export async function recipeFromFlags(distro: string, flags: BootstrapFlags): Pr
   if (flags.variant !== undefined) r.variant = flags.variant;
   if (flags.arch !== undefined) r.arch = flags.arch;
   if (flags.mirror !== undefined) r.mirror = flags.mirror;
+  if (flags.metalink !== undefined) r.metalink = flags.metalink;
+  if (flags.withRecommends) r.withRecommends = true;
   if (flags.components?.length) r.components = flags.components;
   if (flags.include?.length) r.include = [...(base.include ?? []), ...flags.include];
   if (flags.exclude?.length) r.exclude = [...(base.exclude ?? []), ...flags.exclude];
