@@ -155,8 +155,11 @@ class FedoraEngine implements Engine {
       ctx.log('warn', 'signature checks are OFF (--no-verify): anyone between you and the mirror can change what gets installed');
     } else if (p.keyring) {
       // given explicitly: the user trusts every key in it
-      const { loadKeyringFiles } = await import('../pgp.js');
-      const ring = await loadKeyringFiles([p.keyring]);
+      const { loadKeyring } = await import('../pgp.js');
+      const data = await readFile(p.keyring);
+      // Fedora's own key files start with a `gpg --list-keys` line before the armored block
+      const at = data.subarray(0, 4096).toString('latin1').indexOf('-----BEGIN PGP');
+      const ring = await loadKeyring(at > 0 ? data.subarray(at) : data);
       if (!ring.keys.length) throw new VerifyError(`cannot use keyring \`${p.keyring}\`: it holds no key`);
       this.#keys = ring.keys.map((k) => k.toPublic());
       if (!ring.fingerprints.includes(rel.fingerprint)) ctx.log('info', `trusting ${ring.fingerprints.join(', ')} from ${p.keyring} (not Fedora ${rel.number}'s key ${rel.fingerprint})`);
