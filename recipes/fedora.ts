@@ -136,7 +136,8 @@ export function fedoraRelease(spec: string | number = FEDORA_CURRENT): FedoraRel
  * //  { id: 'updates', baseUrl: 'http://127.0.0.1:8080/updates/40/Everything/x86_64/' }]
  */
 export function fedoraRepos(rel: FedoraRelease, arch: string, opts: { mirror?: string; metalink?: string } = {}): FedoraRepo[] {
-  const root = opts.mirror ?? (rel.endOfLife ? ARCHIVE_DEFAULT : undefined);
+  // an explicit metalink wins over the archive default of end-of-life releases
+  const root = opts.mirror ?? (rel.endOfLife && !opts.metalink ? ARCHIVE_DEFAULT : undefined);
   if (root) {
     const base = root.endsWith('/') ? root : `${root}/`;
     if (rel.releasever === 'rawhide') return [{ id: 'fedora', baseUrl: `${base}development/rawhide/Everything/${arch}/os/` }];
