@@ -64,18 +64,18 @@ const list = (v: string, prev: string[] = []) => [...prev, ...v.split(/[\s,]+/).
  */
 export function addPostFlags(cmd: Command): Command {
   return cmd
-    .option('--hostname NAME', 'host name of the new system (/etc/hostname, /etc/hosts)')
-    .option('--root-password-file FILE', "root's password: the first line of FILE (hashed inside the tree)")
+    .option('--hostname <name>', 'host name of the new system (/etc/hostname, /etc/hosts)')
+    .option('--root-password-file <file>', "root's password: the first line of FILE (hashed inside the tree)")
     .option('--ssh', 'set up an OpenSSH server (root login by key only)')
     .option('--no-ssh', 'no OpenSSH server (the wizard does not ask)')
-    .option('--ssh-port PORT', `sshd port (default ${DEFAULT_SSH_PORT}; implies --ssh)`)
+    .option('--ssh-port <port>', `sshd port (default ${DEFAULT_SSH_PORT}; implies --ssh)`)
     .option('--ssh-socket', 'start sshd on the first connection (systemd socket activation; implies --ssh)')
-    .option('--authorized-keys FILE', "public keys allowed to log in as root over ssh (and as --user); implies --ssh")
-    .option('--user NAME', 'add an unprivileged user')
-    .option('--user-groups GROUPS', 'supplementary groups of --user (comma-separated)', list)
-    .option('--user-password-file FILE', "--user's password: the first line of FILE")
-    .option('--timezone ZONE', 'timezone, e.g. Europe/Berlin')
-    .option('--locale LOCALE', 'locale, e.g. en_US.UTF-8');
+    .option('--authorized-keys <file>', "public keys allowed to log in as root over ssh (and as --user); implies --ssh")
+    .option('--user <name>', 'add an unprivileged user')
+    .option('--user-groups <groups>', 'supplementary groups of --user (comma-separated)', list)
+    .option('--user-password-file <file>', "--user's password: the first line of FILE")
+    .option('--timezone <zone>', 'timezone, e.g. Europe/Berlin')
+    .option('--locale <locale>', 'locale, e.g. en_US.UTF-8');
 }
 
 /** The answers the flags gave (commander's option object in, typed answers out). Values are checked by checkAnswers. */

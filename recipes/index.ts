@@ -64,12 +64,27 @@ export function extend(base: Recipe, overrides: RecipeOverrides & { distribution
   return out;
 }
 
+/**
+ * A recipe ready for the engine: validated (RecipeError naming the field,
+ * before any download) and with the packages its post steps need added to
+ * `include` (openssh-server for sshd, locales for a locale, …).
+ *
+ * @example
+ * prepareRecipe(recipes.debian({ post: [{ kind: 'sshd' }] })).include // ['openssh-server', 'systemd-sysv']
+ */
+export function prepareRecipe(recipe: Recipe, opts: { source?: string } = {}): Recipe {
+  const r = validateRecipe(recipe, opts);
+  const extra = packagesFor(r.post, r.distribution).filter((p) => !r.exclude?.includes(p));
+  return extra.length ? { ...r, include: union(r.include, extra) } : { ...r };
+}
+
 /** Everything above as one object: `recipes.debian()`, `recipes.extend()`, … */
 export const recipes = {
   debian,
   fedora,
   extend,
   validate: validateRecipe,
+  prepare: prepareRecipe,
   load: loadRecipeFile,
   packagesFor,
   runPostSteps,

@@ -12,16 +12,21 @@
 import { chmodSync, chownSync, existsSync, readFileSync, readlinkSync } from 'node:fs';
 import { NsboxError, AbortedError } from '../errors.js';
 import type { Distribution, PostStep } from '../bootstrap/recipe.js';
+import type { ProgressEvent } from '../bootstrap/progress.js';
 import { inTree } from './in-tree.js';
 import { checkHostname } from './validate.js';
 import { mkdirInTree, ownerInTree, readTreeFile, resolveInTree, symlinkInTree, treeUser, writeTreeFile } from './tree-fs.js';
 
 /** What runPostSteps needs from its caller. */
 export interface PostContext {
-  distribution: Distribution;
+  /** Default: `recipe.distribution`. */
+  distribution?: Distribution;
+  recipe?: { distribution: Distribution };
   signal?: AbortSignal;
-  /** One line of progress per step (never a secret). */
+  /** One line of progress per step (never a secret). Ignored when `emit` is given. */
   log(line: string): void;
+  /** The engine's progress sink: lines become `log` events at level info. */
+  emit?: (event: ProgressEvent) => void;
 }
 
 /** A post step failed inside the tree; the message names the step. */
@@ -88,7 +93,11 @@ type Runner = (argv: string[], what: string, input?: string) => Promise<string>;
  * await runPostSteps([{ kind: 'hostname', hostname: 'web1' }, { kind: 'sshd', port: 2222, authorizedKeys: '/root/.ssh/id_ed25519.pub' }],
  *   '/srv/web', { distribution: 'debian', log: console.log });
  */
-export async function runPostSteps(steps: readonly PostStep[], dir: string, ctx: PostContext): Promise<void> {
+export async function runPostSteps(steps: readonly PostStep[], dir: string, context: PostContext): Promise<void> {
+  const distribution = context.distribution ?? context.recipe?.distribution;
+  if (distribution !== 'debian' && distribution !== 'fedora') throw new PostStepError(`cannot run post steps: unknown distribution \`${distribution}\``);
+  const emit = context.emit;
+  const ctx: Ctx = { distribution, signal: context.signal, log: emit ? (l) => emit({ type: 'log', level: 'info', message: l }) : (l) => context.log(l) };
   for (const [i, step] of steps.entries()) {
     if (ctx.signal?.aborted) throw new AbortedError();
     const where = `post[${i}] ${step.kind}`;
@@ -112,8 +121,9 @@ export async function runPostSteps(steps: readonly PostStep[], dir: string, ctx:
   }
 }
 
+type Ctx = { distribution: Distribution; signal?: AbortSignal; log(line: string): void };
 type StepOf<K extends PostStep['kind']> = Extract<PostStep, { kind: K }>;
-type Handler<K extends PostStep['kind']> = (step: StepOf<K>, dir: string, ctx: PostContext, exec: Runner, all: readonly PostStep[]) => Promise<void>;
+type Handler<K extends PostStep['kind']> = (step: StepOf<K>, dir: string, ctx: Ctx, exec: Runner, all: readonly PostStep[]) => Promise<void>;
 
 const STEPS: { [K in PostStep['kind']]: Handler<K> } = {
   async hostname(step, dir, ctx) {
