@@ -9,7 +9,7 @@ import { resolve } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { AbortedError, UsageError } from '../errors.js';
 import type { BootstrapResult, Recipe } from '../bootstrap/recipe.js';
-import { addPostFlags, answersFromFlags, applyAnswers, checkAnswers, requireAnswers } from './post-flags.js';
+import { addPostFlags, answersFromFlags, applyAnswers, checkAnswers, requireAnswers, startCommand, type Answers } from './post-flags.js';
 import { isatty } from '../runtime/isatty.js';
 
 /** The flags as commander hands them over (`--no-verify` → verify: false). */
@@ -94,9 +94,8 @@ export function bootstrapCommand(): Command {
  * await recipeFromFlags('debian', { release: 'bookworm', include: ['curl'] })
  * // → { distribution: 'debian', release: 'bookworm', include: ['curl'] }
  */
-export async function recipeFromFlags(distro: string, flags: BootstrapFlags): Promise<Recipe> {
+export async function recipeFromFlags(distro: string, flags: BootstrapFlags, answers: Answers = answersFromFlags(flags)): Promise<Recipe> {
   const base = await baseRecipe(distro);
-  const answers = answersFromFlags(flags);
   checkAnswers(answers);
   const r: Recipe = { ...base };
   if (flags.release !== undefined) r.release = flags.release;
@@ -138,9 +137,17 @@ export async function main(argv: string[]): Promise<number> {
     }
     throw err;
   }
-  const recipe = await recipeFromFlags(distro, flags);
-  // Without a terminal (or with --yes) nothing can be asked: what is required must be given.
-  if (flags.yes || !(isatty(0) && isatty(1))) requireAnswers(answersFromFlags(flags));
+  let answers = answersFromFlags(flags);
+  checkAnswers(answers);
+  if (!flags.yes && !flags.json && isatty(0) && isatty(1)) {
+    // On a terminal the wizard asks what the flags left open (Ctrl-C: "cancelled", 130, nothing written).
+    const { runWizard } = await import('./wizard.js');
+    answers = await runWizard(await recipeFromFlags(distro, flags, {}), resolve(dir), answers);
+  } else {
+    // Without a terminal (or with --yes) nothing can be asked: what is required must be given.
+    requireAnswers(answers);
+  }
+  const recipe = await recipeFromFlags(distro, flags, answers);
   if (recipe.noVerify) {
     writeSync(2, 'nsbox: WARNING: --no-verify: signatures are NOT checked. Anyone between you and the mirror can change what this tree runs.\n');
   }
@@ -185,6 +192,7 @@ export async function main(argv: string[]): Promise<number> {
       `Bootstrapped ${result.distribution} ${result.release} (${result.variant}, ${result.arch}) in ${result.dir}: ${n} packages; ` +
         `downloaded ${formatBytes(result.downloadedBytes)} in ${result.downloadedFiles} files, ${result.cachedFiles} files from the cache; ${seconds.toFixed(1)} s\n`,
     );
+    writeSync(1, `Start it with: ${startCommand(result.dir, { ...recipe, variant: result.variant })}\n`);
   }
   return 0;
 }
