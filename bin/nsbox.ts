@@ -13,6 +13,8 @@ const COMMANDS: Record<string, () => Promise<{ main(argv: string[]): Promise<num
   stop: () => import('./machines.js'),
   shell: () => import('./machines.js'),
   exec: () => import('./machines.js'),
+  activate: () => import('./activate.js'),
+  unit: () => import('./unit.js'),
 };
 
 const HELP = `Usage: nsbox COMMAND [OPTIONS]

@@ -183,7 +183,7 @@ export function summary(recipe: Recipe, dir: string, a: Answers, release: string
     ['Target', dir],
     ['System', `${recipe.distribution} ${release}, variant ${a.variant ?? recipe.variant ?? 'default'}, ${recipe.arch ?? (recipe.distribution === 'debian' ? safeArch() : 'host architecture')}`],
     ['Mirror', a.mirror ?? recipe.mirror ?? (recipe.distribution === 'debian' ? "the host's apt mirror" : "Fedora's metalink")],
-    ['Packages', [...(recipe.include ?? []), ...(a.include ?? [])].join(', ') || 'no extra packages'],
+    ['Packages', [...new Set([...(recipe.include ?? []), ...(a.include ?? [])])].join(', ') || 'no extra packages'],
     ['Hostname', a.hostname ?? '(unchanged)'],
     ['Root', a.rootPassword ? 'password set (hashed inside the tree)' : a.rootPasswordFile ? `password from ${a.rootPasswordFile}` : 'no password (console login refused; use `nsbox shell`)'],
   ];

@@ -34,13 +34,13 @@ export function hostMirror(): string {
 }
 
 /** A fresh copy of a bootable `suite` tree with root's password set to `password`. */
-export function bootTree(suite: string, password = 'nsbox-test'): string {
+export function bootTree(suite: string, password = 'nsbox-test', extra: string[] = []): string {
   mkdirSync(CACHE, { recursive: true });
-  const tarball = join(CACHE, `${suite}-boot.tar`);
+  const tarball = join(CACHE, `${suite}-boot${extra.length ? `-${extra.join('+')}` : ''}.tar`);
   const fresh = existsSync(tarball) && Date.now() - statSync(tarball).mtimeMs < WEEK;
   if (!fresh) {
     const tmp = `${tarball.slice(0, -4)}.${process.pid}.tmp.tar`; // mmdebstrap picks the format by extension
-    execFileSync('mmdebstrap', ['--quiet', '--variant=minbase', `--include=${BOOT_PACKAGES.join(',')}`,
+    execFileSync('mmdebstrap', ['--quiet', '--variant=minbase', `--include=${[...BOOT_PACKAGES, ...extra].join(',')}`,
       '--customize-hook=echo nsbox-test > "$1/etc/hostname"', '--customize-hook=rm -f "$1/etc/machine-id" && touch "$1/etc/machine-id"',
       suite, tmp, hostMirror()], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 20 * 60_000 });
     renameSync(tmp, tarball);
