@@ -15,26 +15,32 @@
  *     primary checked;
  *  4. unpack: *every* package's header signature (the release's key) and
  *     payload digest checked, and its name-version-release compared with
- *     primary's, before anything is written; then the packages the tree's
- *     own rpm needs to run (the closure of rpm, setup, filesystem and
- *     /bin/sh) are extracted through the shared cpio writer in install
- *     order, owners mapped by name through the tree's passwd/group;
- *  5. configure, inside the tree with nsbox's runtime: `rpm --initdb`, then
- *     one `rpm -i` transaction of every package (the cache bind-mounted
- *     read-only). rpm writes every file again, orders the transaction, runs
- *     %pre before a package's files and %post after, and its triggers and
- *     file triggers (ldconfig, systemd's sysusers and daemon-reload in real
- *     Fedora), so owners created by a %pre are right. That is exactly what
- *     dnf --installroot has rpm do, which is why `rpm -qa` and `rpm -V` are
- *     right afterwards. The alternative — extracting everything here and
- *     registering with `rpm -i --justdb` — does not work: rpm runs no
- *     scriptlets or triggers in --justdb mode, and re-implementing rpm's
- *     scriptlet and trigger order is what the tree's rpm is for. So nsbox
- *     extracts only what rpm itself needs (as mmdebstrap does with dpkg's
- *     essential set). rpm checks dependencies itself (no --nodeps): a
- *     resolver mistake fails here as it would with dnf. Signatures were
- *     checked in step 4 against the pinned key (the tree has no key
- *     imported yet), so rpm runs with --nosignature; it checks digests;
+ *     primary's. Meanwhile (those first in the queue) the packages the
+ *     tree's own rpm needs to *run* — within the closure of rpm, setup,
+ *     filesystem and /bin/sh: the layout (filesystem, setup) and the
+ *     packages shipping rpm's program, libraries, macros, plugins and
+ *     configuration — are extracted through the shared cpio writer in
+ *     install order, owners mapped by name through the tree's passwd/group;
+ *  5. configure, inside the tree with nsbox's runtime: one `rpm -i`
+ *     transaction of every package (the cache bind-mounted read-only). rpm
+ *     writes every file, orders the transaction, runs %pre before a
+ *     package's files and %post after, and its triggers and file triggers
+ *     (ldconfig, systemd's sysusers and daemon-reload in real Fedora), so
+ *     owners created by a %pre are right. That is exactly what
+ *     `dnf --installroot` has rpm do into an empty directory, which is why
+ *     `rpm -qa` and `rpm -V` are right afterwards. The alternative —
+ *     extracting everything here and registering with `rpm -i --justdb` —
+ *     does not work: rpm runs no scriptlets or triggers in --justdb mode
+ *     (measured with rpm 4.18), and re-implementing rpm's scriptlet and
+ *     trigger order is what the tree's rpm is for. Since rpm writes every
+ *     file anyway, nsbox extracts only what rpm's process needs (as
+ *     mmdebstrap extracts only dpkg's essential set), and scriptlet
+ *     interpreters are not among it: rpm installs a package's
+ *     Requires(pre/post) earlier in the same transaction. rpm checks
+ *     dependencies itself (no --nodeps), so a resolver mistake fails here as
+ *     it would with dnf. Signatures and digests were checked in step 4
+ *     against the pinned key (the tree has no key imported yet), so rpm
+ *     runs with --nosignature --nodigest;
  *  6. finish: repository files for the mirror used, releasever, an empty
  *     machine-id, caches and build files removed.
  */
@@ -52,7 +58,7 @@ import {
   FEDORA_CURRENT, fedoraRelease, fedoraRepos, loadFedoraKey, variantPackages, type FedoraRelease, type FedoraVariant,
 } from '../../recipes/fedora.js';
 import { isRich, parseRich, type Dep, type RichDep } from './deps.js';
-import { verifyRpm, type RpmFile } from './header.js';
+import { fileEntries, verifyRpm, type RpmFile } from './header.js';
 import { nevra, type RpmPackage } from './primary.js';
 import { loadRepo, mergeFilelists, type LoadedRepo } from './repository.js';
 import { PackageIndex, ResolveError, resolve } from './resolve.js';
@@ -61,10 +67,22 @@ import { RpmUnpacker } from './unpack.js';
 
 /** Where the cache is bind-mounted (read-only) inside the tree while rpm runs. */
 const RPMS_IN_TREE = '/var/lib/nsbox/rpms';
-const SCRIPT_IN_TREE = '/var/lib/nsbox/install.sh';
 export const LOG_IN_TREE = 'var/log/nsbox-bootstrap.log';
 /** What the tree's rpm needs to run: these and everything they require. */
 const RPM_ROOTS = ['rpm', 'setup', 'filesystem'];
+/** Packages always extracted first: the directory layout (merged /usr symlinks) and the users and groups. */
+const LAYOUT = ['filesystem', 'setup'];
+/**
+ * Files the rpm *process* needs (its program, libraries, macros, plugins,
+ * configuration, name service and crypto policy). Scriptlet interpreters
+ * are not among them: rpm installs a package's Requires(pre/post) before
+ * running its scriptlets, in the same transaction, exactly as it does for
+ * `dnf --installroot` into an empty directory.
+ */
+const RPM_RUNTIME = [
+  /^\/usr\/(lib|lib64)\/.*\.so(\.[\d.]+)*$/, /^\/(lib|lib64)\/.*\.so(\.[\d.]+)*$/, /^\/usr\/lib\/rpm\//, /^\/usr\/lib(64)?\/rpm-plugins\//,
+  /^\/etc\/rpm\//, /^\/etc\/(passwd|group|nsswitch\.conf|ld\.so\.conf)$/, /^\/etc\/ld\.so\.conf\.d\//, /^\/etc\/crypto-policies\//, /^\/usr\/s?bin\/rpm/,
+];
 const PACKAGE_SPEC = /^[A-Za-z0-9_/.+()-][^\s,]*$/;
 
 /** Fedora architecture names nsbox knows, and the host architecture each runs on. */
@@ -150,28 +168,35 @@ class FedoraEngine implements Engine {
 
   async index(ctx: EngineContext): Promise<string> {
     const p = this.#plan;
+    const repos = fedoraRepos(p.release, p.arch, { mirror: p.mirror, metalink: p.metalink });
+    const [keys, loaded] = await Promise.all([this.#loadKeys(ctx), Promise.all(repos.map((r) => loadRepo(ctx, r)))]);
+    this.#keys = keys;
+    this.#repos = loaded;
+    this.#pool = this.#repos.flatMap((r) => r.packages);
+    return `${this.#repos.map((r) => r.id).join(', ')}: ${this.#pool.length.toLocaleString('en')} packages`;
+  }
+
+  /** The keys packages must be signed with: the release's pinned key, or every key of a --keyring the user gave. */
+  async #loadKeys(ctx: EngineContext): Promise<PublicKey[]> {
+    const p = this.#plan;
     const rel = p.release;
     if (p.noVerify) {
       ctx.log('warn', 'signature checks are OFF (--no-verify): anyone between you and the mirror can change what gets installed');
-    } else if (p.keyring) {
-      // given explicitly: the user trusts every key in it
+      return [];
+    }
+    if (p.keyring) {
       const { loadKeyring } = await import('../pgp.js');
       const data = await readFile(p.keyring);
       // Fedora's own key files start with a `gpg --list-keys` line before the armored block
       const at = data.subarray(0, 4096).toString('latin1').indexOf('-----BEGIN PGP');
       const ring = await loadKeyring(at > 0 ? data.subarray(at) : data);
       if (!ring.keys.length) throw new VerifyError(`cannot use keyring \`${p.keyring}\`: it holds no key`);
-      this.#keys = ring.keys.map((k) => k.toPublic());
       if (!ring.fingerprints.includes(rel.fingerprint)) ctx.log('info', `trusting ${ring.fingerprints.join(', ')} from ${p.keyring} (not Fedora ${rel.number}'s key ${rel.fingerprint})`);
-    } else {
-      const { key, source } = await loadFedoraKey(rel, { fetchText: (url) => ctx.http.getText(url, { signal: ctx.signal }) });
-      this.#keys = [key];
-      ctx.log('debug', `Fedora ${rel.number} key ${rel.fingerprint} from ${source.location}`);
+      return ring.keys.map((k) => k.toPublic());
     }
-    const repos = fedoraRepos(rel, p.arch, { mirror: p.mirror, metalink: p.metalink });
-    this.#repos = await Promise.all(repos.map((r) => loadRepo(ctx, r)));
-    this.#pool = this.#repos.flatMap((r) => r.packages);
-    return `${this.#repos.map((r) => r.id).join(', ')}: ${this.#pool.length.toLocaleString('en')} packages`;
+    const { key, source } = await loadFedoraKey(rel, { fetchText: (url) => ctx.http.getText(url, { signal: ctx.signal }) });
+    ctx.log('debug', `Fedora ${rel.number} key ${rel.fingerprint} from ${source.location}`);
+    return [key];
   }
 
   async resolve(ctx: EngineContext): Promise<Selection> {
@@ -204,57 +229,63 @@ class FedoraEngine implements Engine {
   async unpack(ctx: EngineContext, files: FetchResult[]): Promise<string> {
     const p = this.#plan;
     this.#order.forEach((pkg, i) => this.#paths.set(pkg, files[i]!.path));
-    // every package is checked before anything is written
-    const verified = new Map<RpmPackage, RpmFile>();
-    let done = 0;
-    await pool(this.#order, 4, async (pkg) => {
-      ctx.signal?.throwIfAborted();
-      const rpm = await verifyRpm(this.#paths.get(pkg)!, { keys: this.#keys, noSignature: p.noVerify });
-      if (rpm.nevra !== nevra(pkg)) {
-        throw new VerifyError(`cannot verify ${nevra(pkg)}: the file is ${rpm.nevra}`, { hint: 'the repository metadata and the package disagree; the mirror may be broken' });
-      }
-      verified.set(pkg, rpm);
-      ctx.emit({ type: 'count', phase: 'unpack', done: ++done, total: this.#order.length * 2, current: pkg.name });
-    });
     const first = rpmClosure(this.#order);
+    const total = this.#order.length;
+    let verifiedCount = 0;
+    // Every package is verified; those rpm needs first, so that extracting them overlaps with checking the rest.
+    const queue = [...this.#order.filter((pkg) => first.has(pkg)), ...this.#order.filter((pkg) => !first.has(pkg))];
+    const checks = new Map<RpmPackage, Promise<RpmFile>>();
+    const limit = limiter(2);
+    for (const pkg of queue) {
+      const check = limit(async () => {
+        ctx.signal?.throwIfAborted();
+        const rpm = await verifyRpm(this.#paths.get(pkg)!, { keys: this.#keys, noSignature: p.noVerify });
+        if (rpm.nevra !== nevra(pkg)) {
+          throw new VerifyError(`cannot verify ${nevra(pkg)}: the file is ${rpm.nevra}`, { hint: 'the repository metadata and the package disagree; the mirror may be broken' });
+        }
+        ctx.emit({ type: 'count', phase: 'unpack', done: ++verifiedCount, total, current: `verified ${pkg.name}` });
+        return rpm;
+      });
+      check.catch(() => {}); // awaited below
+      checks.set(pkg, check);
+    }
     await mkdir(join(ctx.dir, 'var/lib/nsbox'), { recursive: true, mode: 0o755 });
     const unpacker = new RpmUnpacker(ctx.dir);
     let extracted = 0;
     const librpm: string[] = [];
-    for (const pkg of this.#order) {
-      if (!first.has(pkg)) continue;
-      ctx.signal?.throwIfAborted();
-      ctx.emit({ type: 'count', phase: 'unpack', done: this.#order.length + extracted, total: this.#order.length + first.size, current: pkg.name });
-      const written = await unpacker.extract(verified.get(pkg)!);
-      librpm.push(...written.filter((w) => /\/librpm\.so\.\d+$/.test(w)));
-      extracted++;
+    try {
+      for (const pkg of this.#order) {
+        if (!first.has(pkg)) continue;
+        const rpm = await checks.get(pkg)!;
+        ctx.signal?.throwIfAborted();
+        if (!neededByRpm(pkg, rpm)) continue;
+        const written = await unpacker.extract(rpm);
+        librpm.push(...written.filter((w) => /\/librpm\.so\.\d+$/.test(w)));
+        extracted++;
+      }
+      await unpacker.finish();
+    } finally {
+      // nothing is left running when this phase ends, failed or not
+      await Promise.allSettled(checks.values());
     }
-    await unpacker.finish();
+    for (const c of checks.values()) await c; // the first failure, if any
     this.#forceDebian = await isDebianRpm(ctx.dir, librpm);
     for (const u of unpacker.ids.unknown) ctx.log('debug', `${u} is not in the tree yet; owned by root until rpm installs the package`);
-    return `${this.#order.length} packages verified, ${extracted} extracted for rpm`;
+    return `${total} packages verified, ${extracted} extracted for rpm to run`;
   }
 
   async configure(ctx: EngineContext): Promise<string> {
     const { dir } = ctx;
     const cacheDir = ctx.cache.dir.replace(/\/+$/, '');
     const inTree = (pkg: RpmPackage) => `${RPMS_IN_TREE}/${this.#paths.get(pkg)!.slice(cacheDir.length + 1)}`;
-    // Debian's build of rpm (the synthetic test repository's) asks for --force-debian; Fedora's has no such flag
-    const debian = this.#forceDebian ? ' --force-debian' : '';
-    const script = [
-      '#!/bin/sh',
-      "# nsbox bootstrap: install the downloaded packages with the tree's own rpm",
-      'set -e',
-      'rpm --initdb',
-      `rpm -i -v --nosignature${debian} \\\n  ${this.#order.map(inTree).join(' \\\n  ')}`,
-      '',
-    ].join('\n');
-    await writeFile(join(dir, SCRIPT_IN_TREE), script, { mode: 0o755 });
+    // Debian's build of rpm (the synthetic test repository's) asks for --force-debian; Fedora's has no such flag.
+    // Signatures and digests were checked against the pinned key in unpack (the tree has no key imported yet).
+    const command = ['rpm', '-i', '-v', '--nosignature', '--nodigest', ...(this.#forceDebian ? ['--force-debian'] : []), ...this.#order.map(inTree)];
     await mkdir(join(dir, RPMS_IN_TREE), { recursive: true });
     const names = new Map(this.#order.map((pkg) => [nevra(pkg), pkg.name]));
     const total = this.#order.length;
     let done = 0;
-    await runInTree(dir, ['/bin/sh', SCRIPT_IN_TREE], {
+    await runInTree(dir, command, {
       logFile: join(dir, LOG_IN_TREE),
       what: 'install the packages with rpm',
       signal: ctx.signal,
@@ -271,7 +302,7 @@ class FedoraEngine implements Engine {
   async finish(ctx: EngineContext): Promise<string> {
     const { dir } = ctx;
     const p = this.#plan;
-    for (const f of [SCRIPT_IN_TREE, RPMS_IN_TREE, ...(process.env.NSBOX_KEEP_LOG ? [] : [LOG_IN_TREE])]) await rm(join(dir, f), { recursive: true, force: true });
+    for (const f of [RPMS_IN_TREE, ...(process.env.NSBOX_KEEP_LOG ? [] : [LOG_IN_TREE])]) await rm(join(dir, f), { recursive: true, force: true });
     const repos = await writeRepoConfig(dir, p.release, { mirror: p.mirror, metalink: p.metalink, keyring: p.keyring });
     const vars = await writeReleasever(dir, p.release);
     await cleanTree(dir);
@@ -330,18 +361,29 @@ async function isDebianRpm(dir: string, libraries: string[]): Promise<boolean> {
   return false;
 }
 
-async function pool<T>(items: T[], n: number, f: (t: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failed: unknown;
-  await Promise.all(Array.from({ length: Math.min(n, items.length) }, async () => {
-    while (next < items.length && failed === undefined) {
-      const t = items[next++]!;
-      try {
-        await f(t);
-      } catch (e) {
-        failed ??= e;
-      }
+/**
+ * Whether the tree's rpm needs this package's files before it can install
+ * everything itself (rpm writes every package again, so the rest would be
+ * written twice): the layout packages, and those shipping a file rpm's own
+ * process uses.
+ */
+function neededByRpm(pkg: RpmPackage, rpm: RpmFile): boolean {
+  if (LAYOUT.includes(pkg.name)) return true;
+  return fileEntries(rpm.header).some((f) => (f.mode & 0o170000) !== 0o040000 && RPM_RUNTIME.some((re) => re.test(f.path)));
+}
+
+/** Runs at most `n` of the functions given at once. */
+function limiter(n: number): <T>(f: () => Promise<T>) => Promise<T> {
+  let active = 0;
+  const waiting: (() => void)[] = [];
+  return async (f) => {
+    if (active >= n) await new Promise<void>((r) => waiting.push(r));
+    active++;
+    try {
+      return await f();
+    } finally {
+      active--;
+      waiting.shift()?.();
     }
-  }));
-  if (failed !== undefined) throw failed;
+  };
 }
