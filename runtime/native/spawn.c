@@ -913,7 +913,13 @@ int nsbox_device_policy(const char *cgroup_dir, const int *rules, int nrules, ch
   attr.insns = (uint64_t)(uintptr_t)prog;
   attr.insn_cnt = (uint32_t)n;
   attr.license = (uint64_t)(uintptr_t)"GPL";
-  int pfd = (int)syscall(SYS_bpf, BPF_PROG_LOAD, &attr, sizeof attr);
+  int pfd;
+  /* The verifier gives up with EAGAIN when a signal is pending (Node gets
+   * SIGCHLD, profilers SIGPROF): retry. */
+  for (int tries = 0; tries < 50; tries++) {
+    pfd = (int)syscall(SYS_bpf, BPF_PROG_LOAD, &attr, sizeof attr);
+    if (pfd >= 0 || (errno != EAGAIN && errno != EINTR)) break;
+  }
   if (pfd < 0 && getenv("NSBOX_BPF_DEBUG")) {
     static char log[1 << 16];
     int e = errno;
