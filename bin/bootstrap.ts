@@ -30,6 +30,7 @@ export interface BootstrapFlags extends Record<string, unknown> {
   updates?: boolean;
   ignoreValidUntil?: boolean;
   cacheDir?: string;
+  stageCache?: boolean;
   force?: boolean;
   yes?: boolean;
   quiet?: boolean;
@@ -64,6 +65,7 @@ export function bootstrapCommand(): Command {
     .option('--no-updates', 'leave out the -updates and -security suites of stable releases')
     .option('--ignore-valid-until', 'accept a Release file past its Valid-Until date (stale mirrors, snapshots)')
     .option('--cache-dir <dir>', 'download cache (default: /var/cache/nsbox)')
+    .option('--no-stage-cache', 'always install the essential set with dpkg, instead of reusing the cached result of an identical one')
     .option('--force', 'write into a non-empty directory nsbox did not create, or over a finished tree')
     .option('-y, --yes', 'never ask: fail instead of prompting for missing choices')
     .addOption(new Option('-q, --quiet', 'print errors only').conflicts('json'))
@@ -156,7 +158,9 @@ export async function main(argv: string[]): Promise<number> {
   const { createRenderer, formatBytes } = await import('../bootstrap/progress.js');
   const ac = new AbortController();
   // Bad input fails here, as one line, before any task list is drawn.
-  const job = await prepareBootstrap(recipe, dir, { cacheDir: flags.cacheDir, force: flags.force, ignoreValidUntil: flags.ignoreValidUntil, signal: ac.signal });
+  const job = await prepareBootstrap(recipe, dir, {
+    cacheDir: flags.cacheDir, force: flags.force, ignoreValidUntil: flags.ignoreValidUntil, stageCache: flags.stageCache !== false, signal: ac.signal,
+  });
   const renderer = await createRenderer(flags.json ? 'json' : flags.quiet ? 'quiet' : 'tasks', { verbose: !!flags.debug });
   let signals = 0;
   const onSignal = (sig: NodeJS.Signals) => {

@@ -69,6 +69,12 @@ export interface BootstrapOptions {
   force?: boolean;
   /** Accept an expired Release file (Debian mirrors that are not updated). */
   ignoreValidUntil?: boolean;
+  /**
+   * Reuse (and store) the cached result of the deterministic first stage
+   * (Debian: the essential set installed by dpkg), keyed by its exact package
+   * files (default true). See bootstrap/stage-cache.ts.
+   */
+  stageCache?: boolean;
 }
 
 export interface BootstrapResult {

@@ -43,6 +43,7 @@ import type { BootstrapOptions, Recipe } from '../recipe.js';
 import type { RecipeSummary } from '../tree-state.js';
 import { TreeWriter } from '../archive/writer.js';
 import { runInTree } from '../in-tree.js';
+import { beginSnapshot, restoreStage, stageKey, type Snapshot } from '../stage-cache.js';
 import { extractDeb, readDebFile } from './deb.js';
 import { installOrder } from './order.js';
 import { loadSuite } from './repository.js';
@@ -60,8 +61,15 @@ const COMPONENT = /^[a-z0-9][a-z0-9.+/-]*$/;
 /** Where the cache is bind-mounted (read-only) inside the tree while dpkg runs. */
 const DEBS_IN_TREE = '/var/lib/nsbox/debs';
 const EATMYDATA_IN_TREE = '/var/lib/nsbox/libeatmydata.so';
-const SCRIPT_IN_TREE = '/var/lib/nsbox/install.sh';
+const ESSENTIAL_SCRIPT = '/var/lib/nsbox/install-essential.sh';
+const REST_SCRIPT = '/var/lib/nsbox/install-rest.sh';
 export const LOG_IN_TREE = 'var/log/nsbox-bootstrap.log';
+/** Bump when the essential stage changes in a way its inputs (packages, order) do not show. */
+const STAGE_VERSION = 1;
+/** What a cached essential stage needs besides its files. */
+interface StageMeta {
+  diverted: string[];
+}
 /** Programs that start services, diverted to a no-op while packages are configured. */
 const SERVICE_STARTERS = /^\/(usr\/)?s?bin\/(start-stop-daemon|initctl)$/;
 /** debootstrap's core packages, installed first within the essential call (base-passwd's preinst writes /etc/passwd). */
@@ -99,7 +107,7 @@ interface Plan {
  * const engine = await createEngine({ distribution: 'debian', release: 'bookworm', variant: 'minbase' }, {});
  */
 export async function createEngine(recipe: Recipe, options: BootstrapOptions): Promise<Engine> {
-  return new DebianEngine(planFor(recipe, options));
+  return new DebianEngine(planFor(recipe, options), options.stageCache !== false);
 }
 
 function planFor(recipe: Recipe, options: BootstrapOptions): Plan {
@@ -166,9 +174,13 @@ class DebianEngine implements Engine {
   #eatmydata?: PackageInfo;
   #files = new Map<string, string>();
   #diverted: string[] = [];
+  #stageCache: boolean;
+  #stageKey?: string;
+  #restored = false;
 
-  constructor(plan: Plan) {
+  constructor(plan: Plan, stageCache: boolean) {
     this.#plan = plan;
+    this.#stageCache = stageCache;
     this.summary = { distribution: 'debian', release: plan.release.codename, arch: plan.arch, variant: plan.variant, mirror: plan.mirrors.mirror };
     if (plan.include.length) this.summary.include = plan.include;
     if (plan.exclude.length) this.summary.exclude = plan.exclude;
@@ -234,8 +246,20 @@ class DebianEngine implements Engine {
   async unpack(ctx: EngineContext, files: FetchResult[]): Promise<string> {
     const { dir } = ctx;
     for (const f of files) this.#files.set(f.item.name, f.path);
-    await prepareTree(dir, this.#plan.arch);
     const essential = this.#order!.essential;
+    if (this.#stageCache) {
+      this.#stageKey = stageKey({
+        stage: `debian-essential-${STAGE_VERSION}`, arch: this.#plan.arch, core: CORE_FIRST,
+        packages: essential.map((p) => [p.name, p.version, p.sha256]), eatmydata: this.#eatmydata?.sha256 ?? null,
+      });
+      const meta = await restoreStage<StageMeta>(ctx.cache, this.#stageKey, dir);
+      if (meta) {
+        this.#diverted = meta.diverted;
+        this.#restored = true;
+        return `essential stage (${essential.length} packages) restored from the cache`;
+      }
+    }
+    await prepareTree(dir, this.#plan.arch);
     const writer = new TreeWriter(dir);
     const starters: string[] = [];
     let done = 0;
@@ -267,46 +291,58 @@ class DebianEngine implements Engine {
     const { dir } = ctx;
     const { essential, rest } = this.#order!;
     const inTree = (pkg: PackageInfo) => `${DEBS_IN_TREE}/${this.#path(pkg).slice(ctx.cache.dir.replace(/\/+$/, '').length + 1)}`;
-    const core = CORE_FIRST.map((n) => essential.find((p) => p.name === n)).filter((p): p is PackageInfo => !!p);
-    const essentialArgs = [...core, ...essential.filter((p) => !core.includes(p))].map(inTree);
     const batches = preDependsBatches(rest, this.#plan.arch);
     const dpkg = 'dpkg --force-unsafe-io --force-confold';
-    const script = [
-      '#!/bin/sh',
-      '# nsbox bootstrap: install the downloaded packages with the tree\'s own dpkg',
-      'set -e',
-      'step() { echo "# nsbox: $(date +%s.%N | cut -c1-14) $*"; }',
-      'step essential',
-      `${dpkg} --force-depends --install \\\n  ${essentialArgs.join(' \\\n  ')}`,
-      ...batches.map((b, i) => `step batch ${i + 1}\n${dpkg} --install \\\n  ${b.map(inTree).join(' \\\n  ')}`),
-      'step audit',
-      'problems=$(dpkg --audit)',
-      'if [ -n "$problems" ]; then echo "dpkg --audit:"; echo "$problems"; exit 1; fi',
-      '',
-    ].join('\n');
-    await writeFile(join(dir, SCRIPT_IN_TREE), script, { mode: 0o755 });
+    const script = (what: string, lines: string[]) =>
+      ['#!/bin/sh', `# nsbox bootstrap: ${what} with the tree's own dpkg`, 'set -e', 'step() { echo "# nsbox: $(date +%s.%N | cut -c1-14) $*"; }', ...lines, ''].join('\n');
+    const args = (pkgs: PackageInfo[]) => pkgs.map(inTree).join(' \\\n  ');
     await mkdir(join(dir, DEBS_IN_TREE), { recursive: true });
-    const total = (essential.length + rest.length) * 2;
+    const total = (essential.length * (this.#restored ? 0 : 1) + rest.length) * 2;
     let done = 0;
-    await runInTree(dir, ['/bin/sh', SCRIPT_IN_TREE], {
-      logFile: join(dir, LOG_IN_TREE),
-      what: 'install the packages with dpkg',
-      signal: ctx.signal,
-      bindRo: [`${ctx.cache.dir}:${DEBS_IN_TREE}`],
-      setenv: this.#eatmydata && existsSync(join(dir, EATMYDATA_IN_TREE)) ? [`LD_PRELOAD=${EATMYDATA_IN_TREE}`] : [],
-      onLine: (line) => {
-        const m = /^(Unpacking|Setting up) (\S+)/.exec(line);
-        if (m) ctx.emit({ type: 'count', phase: 'configure', done: ++done, total, current: m[2].replace(/:.*$/, '') });
-      },
-    });
-    return `${essential.length + rest.length} packages installed by dpkg (${1 + batches.length} dpkg runs)`;
+    const run = (scriptPath: string, what: string) =>
+      runInTree(dir, ['/bin/sh', scriptPath], {
+        logFile: join(dir, LOG_IN_TREE),
+        what,
+        signal: ctx.signal,
+        bindRo: [`${ctx.cache.dir}:${DEBS_IN_TREE}`],
+        setenv: existsSync(join(dir, EATMYDATA_IN_TREE)) ? [`LD_PRELOAD=${EATMYDATA_IN_TREE}`] : [],
+        onLine: (line) => {
+          const m = /^(Unpacking|Setting up) (\S+)/.exec(line);
+          if (m) ctx.emit({ type: 'count', phase: 'configure', done: ++done, total, current: m[2].replace(/:.*$/, '') });
+        },
+      });
+
+    let snapshot: Snapshot | undefined;
+    if (!this.#restored) {
+      const core = CORE_FIRST.map((n) => essential.find((p) => p.name === n)).filter((p): p is PackageInfo => !!p);
+      const ordered = [...core, ...essential.filter((p) => !core.includes(p))];
+      await writeFile(join(dir, ESSENTIAL_SCRIPT), script('install the essential set', ['step essential', `${dpkg} --force-depends --install \\\n  ${args(ordered)}`]), { mode: 0o755 });
+      await run(ESSENTIAL_SCRIPT, 'install the essential packages with dpkg');
+      await rm(join(dir, ESSENTIAL_SCRIPT));
+      if (this.#stageKey) {
+        // Listed (and /etc, /var read) now; /usr is read while the remaining packages install.
+        snapshot = await beginSnapshot(ctx.cache, this.#stageKey, dir, { meta: { diverted: this.#diverted } satisfies StageMeta, liveRoots: ['usr'], exclude: [LOG_IN_TREE] });
+      }
+    }
+    const lines = batches.map((b, i) => `step batch ${i + 1}\n${dpkg} --install \\\n  ${args(b)}`);
+    lines.push('step audit', 'problems=$(dpkg --audit)', 'if [ -n "$problems" ]; then echo "dpkg --audit:"; echo "$problems"; exit 1; fi');
+    await writeFile(join(dir, REST_SCRIPT), script('install the remaining packages', lines), { mode: 0o755 });
+    try {
+      const [, stored] = await Promise.all([run(REST_SCRIPT, 'install the remaining packages with dpkg'), snapshot?.finish()]);
+      if (snapshot) ctx.log('debug', stored ? 'essential stage stored in the cache' : 'essential stage not cached: the tree changed while it was read');
+    } catch (err) {
+      await snapshot?.abort();
+      throw err;
+    }
+    const runs = (this.#restored ? 0 : 1) + batches.length;
+    return `${essential.length + rest.length} packages installed by dpkg (${runs} dpkg runs${this.#restored ? ', essential stage from the cache' : ''})`;
   }
 
   async finish(ctx: EngineContext): Promise<string> {
     const { dir } = ctx;
     const p = this.#plan;
     await allowServices(dir, this.#diverted);
-    for (const f of [EATMYDATA_IN_TREE, SCRIPT_IN_TREE, DEBS_IN_TREE, ...(process.env.NSBOX_KEEP_LOG ? [] : [LOG_IN_TREE])]) await rm(join(dir, f), { recursive: true, force: true });
+    for (const f of [EATMYDATA_IN_TREE, ESSENTIAL_SCRIPT, REST_SCRIPT, DEBS_IN_TREE, ...(process.env.NSBOX_KEEP_LOG ? [] : [LOG_IN_TREE])]) await rm(join(dir, f), { recursive: true, force: true });
     let sources = renderSources(p.mirrors, this.#suites, p.components);
     if (p.customKeyring) {
       // The tree's apt trusts what this bootstrap trusted.

@@ -1,0 +1,243 @@
+/**
+ * The stage cache: the tree as it stands after a deterministic first stage
+ * (Debian: the essential set extracted and installed by the tree's dpkg),
+ * kept as a tar.zst in the download cache under `stages/`, keyed by
+ * everything that stage depends on (the exact package files, their order,
+ * the engine's stage version). A rerun with the same packages restores it
+ * instead of running the stage again: the slow, fork-heavy part of a
+ * bootstrap becomes one archive extraction.
+ *
+ * Why this is safe to reuse: the essential stage installs only Essential:
+ * yes packages and what they depend on; mmdebstrap's test suite checks that
+ * such trees are bit-for-bit reproducible, so the stage is a pure function
+ * of its inputs (no host keys, no random seeds: those come from later
+ * packages, which are installed on every run).
+ *
+ * Saving costs little wall time: the tree is listed, and everything outside
+ * `/usr` read, before the next stage starts; files under `/usr` (nearly all
+ * the bytes) are read while the next stage runs. The next stage only adds
+ * to `/usr` in practice; every file read there is checked afterwards (same
+ * inode, same ctime): if anything changed underneath, the snapshot is
+ * dropped, never stored half-right.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { lstat, mkdir, readFile, readdir, readlink, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { pack as tarPack, type Header } from 'tar-stream';
+
+type Headers = Partial<Header> & { name: string };
+import type { Cache } from './cache.js';
+import { decompressStream } from './decompress.js';
+import { extractTar } from './archive/tar.js';
+
+/** Bump when what goes into a stage changes in a way its key does not show. */
+export const STAGE_FORMAT = 1;
+/** Stages kept per cache (the least recently used go first). */
+const KEEP = 4;
+
+/** Key of a stage from the parts it depends on. */
+export function stageKey(parts: unknown): string {
+  return createHash('sha256').update(JSON.stringify({ format: STAGE_FORMAT, parts })).digest('hex');
+}
+
+const dirOf = (cache: Cache) => join(cache.dir, 'stages');
+
+/**
+ * Restores a cached stage into `dir` (which holds nothing else yet).
+ * Returns its metadata, or undefined when there is none (or it is unreadable:
+ * then it is removed and the stage simply runs).
+ *
+ * @example
+ * const meta = await restoreStage(cache, key, '/srv/t');
+ * if (!meta) await runEssentialStage();
+ */
+export async function restoreStage<M>(cache: Cache, key: string, dir: string): Promise<M | undefined> {
+  const base = join(dirOf(cache), key);
+  let meta: M;
+  try {
+    meta = JSON.parse(await readFile(`${base}.json`, 'utf8')) as M;
+    await stat(`${base}.tar.zst`);
+  } catch {
+    return undefined;
+  }
+  await extractTar(await decompressStream(createReadStream(`${base}.tar.zst`, { highWaterMark: 1 << 20 }), 'zstd'), dir);
+  const now = new Date();
+  await import('node:fs/promises').then((fs) => fs.utimes(`${base}.json`, now, now)).catch(() => {});
+  return meta;
+}
+
+interface Item {
+  rel: string;
+  st: import('node:fs').BigIntStats;
+}
+
+/** A snapshot being taken; see beginSnapshot. */
+export interface Snapshot {
+  /** Reads the rest, checks it, stores the stage. Resolves false when the tree changed underneath (nothing stored). */
+  finish(): Promise<boolean>;
+  /** Drops the snapshot (the run failed). */
+  abort(): Promise<void>;
+}
+
+/**
+ * Starts a snapshot of `dir` as it is now. Before it resolves, the whole
+ * tree is listed and every file outside `liveRoots` is read; the caller may
+ * then let the next stage run while `finish()` reads the files under
+ * `liveRoots`. `exclude` are tree-relative paths left out (with what is
+ * below them).
+ *
+ * @example
+ * const snap = await beginSnapshot(cache, key, dir, { meta, liveRoots: ['usr'], exclude: ['var/log/nsbox-bootstrap.log'] });
+ * await Promise.all([runNextStage(), snap.finish()]);
+ */
+export async function beginSnapshot(
+  cache: Cache,
+  key: string,
+  dir: string,
+  opts: { meta: unknown; liveRoots?: string[]; exclude?: string[] },
+): Promise<Snapshot> {
+  const live = (opts.liveRoots ?? []).map((r) => r.replace(/^\/+|\/+$/g, ''));
+  const exclude = new Set((opts.exclude ?? []).map((r) => r.replace(/^\/+|\/+$/g, '')));
+  const items: Item[] = [];
+  const walk = async (rel: string): Promise<void> => {
+    const names = (await readdir(rel ? join(dir, rel) : dir)).sort();
+    const sts = await Promise.all(names.map((n) => lstat(join(dir, rel, n), { bigint: true })));
+    for (let i = 0; i < names.length; i++) {
+      const r = rel ? `${rel}/${names[i]}` : names[i];
+      if (exclude.has(r)) continue;
+      items.push({ rel: r, st: sts[i] });
+      if (sts[i].isDirectory()) await walk(r);
+    }
+  };
+  await walk('');
+  const isLive = (rel: string) => live.some((l) => rel.startsWith(`${l}/`));
+  // What tar-stream cannot carry exactly makes the tree uncacheable: devices, sockets, FIFOs,
+  // mode 0000 (it writes a default mode instead), extended attributes.
+  const hasXattrs = await xattrProbe();
+  const cacheable =
+    !!hasXattrs &&
+    items.every((it) => (it.st.isFile() || it.st.isDirectory() || it.st.isSymbolicLink()) && (it.st.isSymbolicLink() || (it.st.mode & 0o7777n) !== 0n) && !hasXattrs(join(dir, it.rel)));
+
+  await mkdir(dirOf(cache), { recursive: true });
+  const tmp = await cache.tempPath(`stage-${key.slice(0, 12)}`);
+  const tar = tarPack();
+  const { CompressStream } = await import('zstd-napi');
+  const written = pipeline(tar, new CompressStream({ compressionLevel: 3 }), createWriteStream(tmp));
+  written.catch(() => {});
+  const firstPath = new Map<string, string>();
+  let changed = !cacheable;
+
+  const add = async (it: Item, check: boolean): Promise<void> => {
+    const abs = join(dir, it.rel);
+    const h: Headers = {
+      name: it.st.isDirectory() ? `${it.rel}/` : it.rel,
+      mode: Number(it.st.mode & 0o7777n),
+      uid: Number(it.st.uid),
+      gid: Number(it.st.gid),
+      mtime: new Date(Number(it.st.mtimeMs)),
+    };
+    if (it.st.isDirectory()) return entry(tar, { ...h, type: 'directory' });
+    if (it.st.isSymbolicLink()) {
+      const target = await readlink(abs);
+      if (check && !(await same(abs, it.st))) changed = true;
+      return entry(tar, { ...h, type: 'symlink', linkname: target });
+    }
+    if (it.st.nlink > 1n) {
+      const id = `${it.st.dev}:${it.st.ino}`;
+      const first = firstPath.get(id);
+      if (first) return entry(tar, { ...h, type: 'link', linkname: first });
+      firstPath.set(id, it.rel);
+    }
+    const data = await readFile(abs);
+    if (check && !(await same(abs, it.st))) changed = true;
+    return entry(tar, { ...h, type: 'file', size: data.length }, data);
+  };
+
+  // The parts outside the live roots, now (the next stage rewrites /etc and /var at once).
+  if (!changed) for (const it of items) if (!isLive(it.rel)) await add(it, false);
+
+  let settled = false;
+  const drop = async () => {
+    settled = true;
+    tar.destroy();
+    await written.catch(() => {});
+    await rm(tmp, { force: true });
+  };
+  return {
+    async finish() {
+      if (settled) return false;
+      try {
+        if (!changed) {
+          for (const it of items) {
+            if (!isLive(it.rel)) continue;
+            await add(it, true);
+            if (changed) break;
+          }
+        }
+        if (changed) {
+          await drop();
+          return false;
+        }
+        tar.finalize();
+        await written;
+        settled = true;
+        const base = join(dirOf(cache), key);
+        await writeFile(`${base}.json.tmp`, JSON.stringify(opts.meta));
+        await rename(tmp, `${base}.tar.zst`);
+        await rename(`${base}.json.tmp`, `${base}.json`);
+        await prune(cache);
+        return true;
+      } catch {
+        await drop();
+        return false;
+      }
+    },
+    abort: drop,
+  };
+}
+
+/** A synchronous "has extended attributes" check (llistxattr through koffi), or undefined when unavailable. */
+async function xattrProbe(): Promise<((path: string) => boolean) | undefined> {
+  try {
+    const m = await import('koffi');
+    const koffi = (m as unknown as { default?: typeof import('koffi') }).default ?? (m as unknown as typeof import('koffi'));
+    const llistxattr = koffi.load('libc.so.6').func('long llistxattr(const char *path, void *list, size_t size)') as (p: string, l: null, n: number) => number;
+    return (path) => llistxattr(path, null, 0) !== 0;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether a path still is what the listing saw (same inode, same change time). */
+async function same(abs: string, st: import('node:fs').BigIntStats): Promise<boolean> {
+  try {
+    const now = await lstat(abs, { bigint: true });
+    return now.ino === st.ino && now.ctimeNs === st.ctimeNs && now.size === st.size;
+  } catch {
+    return false;
+  }
+}
+
+function entry(tar: ReturnType<typeof tarPack>, h: Headers, data?: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const done = (err?: Error | null) => (err ? reject(err) : resolve());
+    if (data) tar.entry(h, data, done);
+    else tar.entry(h, done);
+  });
+}
+
+/** Keeps the KEEP most recently used stages. */
+async function prune(cache: Cache): Promise<void> {
+  const d = dirOf(cache);
+  const metas = (await readdir(d)).filter((n) => n.endsWith('.json'));
+  if (metas.length <= KEEP) return;
+  const aged = await Promise.all(metas.map(async (n) => ({ n, t: (await stat(join(d, n))).mtimeMs })));
+  aged.sort((a, b) => b.t - a.t);
+  for (const { n } of aged.slice(KEEP)) {
+    const base = join(d, n.replace(/\.json$/, ''));
+    await rm(`${base}.json`, { force: true });
+    await rm(`${base}.tar.zst`, { force: true });
+  }
+}
