@@ -133,10 +133,10 @@ const LEFTOVERS = [
 /**
  * Cleans the finished tree: caches and logs of the build, rpm's Berkeley
  * DB environment (`__db.*`, rebuilt on first use), an empty resolv.conf
- * mount point; writes an empty machine-id (/run and /tmp are tmpfs while
- * the build runs inside the tree, so nothing lands there; what packages
- * ship there stays, or rpm -V would miss it)
- * (machine-id(5): generated on first boot).
+ * mount point; writes an empty machine-id (machine-id(5): generated on
+ * first boot). /run and /tmp are left alone: they are tmpfs while the build
+ * runs inside the tree, so nothing of the build lands there, and what
+ * packages ship there must stay for rpm -V.
  */
 export async function cleanTree(dir: string): Promise<void> {
   for (const f of LEFTOVERS) await rm(join(dir, f), { recursive: true, force: true });
