@@ -47,8 +47,8 @@ describe('recipes/post on a real Debian tree', function () {
   const lines: string[] = [];
   const log = (l: string) => lines.push(l);
 
-  before(function () {
-    tree = recipeTree('bookworm');
+  before(async function () {
+    tree = await recipeTree('bookworm');
     work = mkdtempSync(join(tmpdir(), 'nsbox-post-'));
     execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'post-test', '-f', join(work, 'id')]);
     writeFileSync(join(work, 'root.pw'), `${PASSWORD}\n`);
@@ -169,7 +169,7 @@ describe('recipes/post on a real Debian tree', function () {
   });
 
   it('console-login without a root password says how to get in', async () => {
-    const t = recipeTree('trixie');
+    const t = await recipeTree('trixie');
     try {
       const notes: string[] = [];
       await runPostSteps([{ kind: 'console-login' }], t, { distribution: 'debian', log: (l) => notes.push(l) });

@@ -52,7 +52,7 @@ for (const [suite, socketActivated] of [['bookworm', false], ['trixie', true]] a
     const machine = `sshd-${suite}-${process.pid}`;
 
     before(async () => {
-      tree = recipeTree(suite);
+      tree = await recipeTree(suite);
       work = mkdtempSync(join(tmpdir(), 'nsbox-sshd-'));
       execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'nsbox-e2e', '-f', join(work, 'key')]);
       writeFileSync(join(work, 'pw'), 'console-pw-123\n');
