@@ -50,7 +50,7 @@ export async function enterMachine(m: MachineEntry, o: EnterOptions): Promise<nu
   }
   const plan: ContainerPlan = {
     tree: '', network: false, cgroupNamespace: false, cgroup: joinCgroup(m.cgroup), mounts: [], rootReadOnly: false,
-    hostname: m.name, capabilities: DEFAULT_CAPS, cwd: '/', consolePath: pty?.path, bringUpLoopback: false, listenFds: [],
+    hostname: m.name, capabilities: m.capabilities ? BigInt(`0x${m.capabilities}`) : DEFAULT_CAPS, cwd: '/', consolePath: pty?.path, bringUpLoopback: false, listenFds: [],
     env: [
       'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'HOME=/root', 'USER=root', 'LOGNAME=root',
       `TERM=${useTty ? (process.env.TERM ?? 'xterm-256color') : 'dumb'}`, ...leaderEnv(m.leader), ...(o.env ?? []),

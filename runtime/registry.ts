@@ -22,6 +22,8 @@ export interface MachineEntry {
   started: string;
   uuid: string;
   cgroup?: string;
+  /** The container's capability set (hex), for processes that join it. */
+  capabilities?: string;
   /** Unique per instance: the cleanup guard removes the entry only while it holds this token. */
   token: string;
 }

@@ -142,6 +142,7 @@ export async function supervise(opts: RunOptions, hooks: SuperviseHooks = {}): P
   const entry: registry.MachineEntry = {
     name: opts.machine, leader: 0, supervisor: process.pid, supervisorStart: registry.processStart(process.pid) ?? '',
     directory: root, boot: opts.boot, started: new Date().toISOString(), uuid, token,
+    capabilities: opts.capabilities.toString(16),
   };
   registry.claim(entry);
 
