@@ -67,3 +67,67 @@ export async function readDebFile(path: string, match: (archivePath: string) => 
   }
   return undefined;
 }
+
+/** One member of a data.tar, read into memory. */
+interface Loaded {
+  entry: import('../archive/writer.js').TreeEntry;
+  data?: Buffer;
+}
+
+/** Reads (decompresses and parses) a .deb's data member into memory. */
+async function loadDeb(path: string, name: string): Promise<Loaded[]> {
+  const { readTar } = await import('../archive/tar.js');
+  let sawBinary = false;
+  for await (const m of readAr(createReadStream(path, { highWaterMark: 1 << 18 }))) {
+    if (m.name === 'debian-binary') {
+      let text = '';
+      for await (const c of m.data) text += c.toString('latin1');
+      if (!/^2\.\d+\n?$/.test(text)) throw bad(name, `unsupported package format version \`${text.trim()}\``);
+      sawBinary = true;
+      continue;
+    }
+    if (!m.name.startsWith('data.tar')) continue;
+    if (!sawBinary) throw bad(name, 'data member before debian-binary');
+    const out: Loaded[] = [];
+    for await (const { entry, data } of readTar(await decompressStream(Readable.from(m.data), compressionFromName(m.name)))) {
+      const chunks: Buffer[] = [];
+      for await (const c of data) chunks.push(c);
+      out.push({ entry, data: entry.kind === 'file' ? (chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)) : undefined });
+    }
+    return out;
+  }
+  throw bad(name, 'no data.tar member');
+}
+
+/**
+ * Extracts several .debs into one tree, in order, decompressing up to
+ * `ahead` packages in advance (xz runs on libuv's thread pool, so the next
+ * packages decompress on another core while this one is written). Calls
+ * `onPackage(i, paths)` after each with the archive paths it wrote.
+ *
+ * @example
+ * await extractDebs(paths, new TreeWriter('/srv/t'), { names, onPackage: (i) => progress(i) });
+ */
+export async function extractDebs(
+  paths: string[],
+  writer: TreeWriter,
+  opts: { names?: string[]; ahead?: number; signal?: AbortSignal; onPackage?: (index: number, written: string[]) => void } = {},
+): Promise<void> {
+  const ahead = Math.max(1, opts.ahead ?? 2);
+  const load = (i: number) => {
+    const p = loadDeb(paths[i], opts.names?.[i] ?? paths[i]);
+    p.catch(() => {});
+    return p;
+  };
+  const loading = new Map<number, Promise<Loaded[]>>();
+  for (let i = 0; i < Math.min(ahead, paths.length); i++) loading.set(i, load(i));
+  for (let i = 0; i < paths.length; i++) {
+    opts.signal?.throwIfAborted();
+    const entries = await loading.get(i)!;
+    loading.delete(i);
+    if (i + ahead < paths.length) loading.set(i + ahead, load(i + ahead));
+    const start = writer.written.length;
+    for (const { entry, data } of entries) await writer.add(entry, data);
+    opts.onPackage?.(i, writer.written.slice(start));
+  }
+}

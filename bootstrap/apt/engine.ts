@@ -44,7 +44,7 @@ import type { RecipeSummary } from '../tree-state.js';
 import { TreeWriter } from '../archive/writer.js';
 import { runInTree } from '../in-tree.js';
 import { beginSnapshot, restoreStage, stageKey, type Snapshot } from '../stage-cache.js';
-import { extractDeb, readDebFile } from './deb.js';
+import { extractDebs, readDebFile } from './deb.js';
 import { installOrder } from './order.js';
 import { loadSuite } from './repository.js';
 import { matches, resolve } from './resolve.js';
@@ -235,6 +235,8 @@ class DebianEngine implements Engine {
     }
     const packages: Record<string, string> = {};
     for (const pkg of r.packages) packages[pkg.name] = pkg.version;
+    // The index (tens of MB for a full suite) is not needed any more.
+    this.#universe = undefined;
     return { items, packages, detail: `${r.packages.length} packages (${order.essential.length} essential)` };
   }
 
@@ -262,17 +264,16 @@ class DebianEngine implements Engine {
     await prepareTree(dir, this.#plan.arch);
     const writer = new TreeWriter(dir);
     const starters: string[] = [];
-    let done = 0;
-    for (const pkg of essential) {
-      if (ctx.signal?.aborted) break;
-      ctx.emit({ type: 'count', phase: 'unpack', done, total: essential.length, current: pkg.name });
-      const written = await extractDeb(this.#path(pkg), writer, basename(pkg.filename));
-      for (const w of written) if (SERVICE_STARTERS.test(w)) starters.push(w);
-      done++;
-    }
+    await extractDebs(essential.map((p) => this.#path(p)), writer, {
+      names: essential.map((p) => basename(p.filename)),
+      signal: ctx.signal,
+      onPackage: (i, written) => {
+        for (const w of written) if (SERVICE_STARTERS.test(w)) starters.push(w);
+        ctx.emit({ type: 'count', phase: 'unpack', done: i + 1, total: essential.length, current: essential[i].name });
+      },
+    });
     await writer.finish();
     ctx.signal?.throwIfAborted();
-    ctx.emit({ type: 'count', phase: 'unpack', done, total: essential.length });
     if (this.#eatmydata) {
       const lib = await readDebFile(this.#path(this.#eatmydata), (p) => /\/libeatmydata\.so[.\d]*$/.test(p));
       if (lib) await writeFile(join(dir, EATMYDATA_IN_TREE), lib.data, { mode: 0o644 });
