@@ -5,7 +5,7 @@
  * terminal, nothing is asked and bad input is one line before any download.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -149,6 +149,23 @@ describe('nsbox bootstrap wizard', function () {
     assert.match(readFileSync(join(dir, 'etc/ssh/sshd_config.d/10-nsbox.conf'), 'utf8'), /Port 2222/);
     assert.match(readFileSync(join(dir, 'etc/shadow'), 'utf8'), /^root:\$y\$/m);
     assert.ok(existsSync(join(dir, 'usr/bin/less')));
+
+    // The console login takes the password typed into the wizard.
+    const boot = new Tmux('wiz-boot');
+    sessions.push(boot);
+    const machine = `wiz-boot-${process.pid}`;
+    boot.start(`${process.execPath} ${NSBOX} run -b -D ${dir} -M ${machine}`);
+    try {
+      await boot.waitFor(/login: $/m, 90_000);
+      boot.type('root');
+      boot.send('Enter');
+      await boot.waitFor(/Password: ?$/m);
+      boot.type('wizard-pw');
+      boot.send('Enter');
+      await boot.waitFor(/root@wiz-web/, 30_000);
+    } finally {
+      await new Promise((r) => spawn(process.execPath, [NSBOX, 'stop', machine], { stdio: 'ignore' }).on('close', r));
+    }
   });
 
   describe('without a terminal', () => {
