@@ -7,7 +7,22 @@
  * @example
  * throw new UsageError('cannot use --boot with a COMMAND', { hint: 'pass init arguments after the options' });
  */
+/** Brand on every NsboxError: the names of its classes, so `instanceof` works across copies of this module. */
+const CLASSES = Symbol.for('nsbox.error-classes');
+
 export class NsboxError extends Error {
+  /**
+   * `err instanceof UsageError` also for an error made by another copy of
+   * this module (the CLI bundles bin/nsbox.ts and bin/bootstrap.ts
+   * separately; a library user may mix dist/ and a bundle): the instance
+   * carries the names of its classes under a global symbol.
+   */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    if (Function.prototype[Symbol.hasInstance].call(this, value)) return true;
+    const names = (value as { [CLASSES]?: unknown } | null)?.[CLASSES];
+    return Array.isArray(names) && names.includes(this.name);
+  }
+
   /** Machine-readable kind, e.g. "usage", "not-found". */
   readonly code: string;
   /** What the user can do about it, printed after the message. */
@@ -21,6 +36,9 @@ export class NsboxError extends Error {
     this.code = opts.code ?? 'error';
     this.hint = opts.hint;
     this.exitCode = opts.exitCode ?? 1;
+    const names: string[] = [];
+    for (let c: unknown = new.target; typeof c === 'function' && c !== Error; c = Object.getPrototypeOf(c)) names.push((c as { name: string }).name);
+    Object.defineProperty(this, CLASSES, { value: names });
   }
 }
 
