@@ -44,10 +44,18 @@ export function stageKey(parts: unknown): string {
 
 const dirOf = (cache: Cache) => join(cache.dir, 'stages');
 
+/** Forgets a stage (it turned out unreadable). */
+export async function dropStage(cache: Cache, key: string): Promise<void> {
+  const base = join(dirOf(cache), key);
+  await rm(`${base}.json`, { force: true });
+  await rm(`${base}.tar.zst`, { force: true });
+}
+
 /**
  * Restores a cached stage into `dir` (which holds nothing else yet).
- * Returns its metadata, or undefined when there is none (or it is unreadable:
- * then it is removed and the stage simply runs).
+ * Returns its metadata, or undefined when there is none. A damaged archive
+ * (zstd's checksum, tar's structure) throws; the caller drops it and runs
+ * the stage instead.
  *
  * @example
  * const meta = await restoreStage(cache, key, '/srv/t');
@@ -124,7 +132,7 @@ export async function beginSnapshot(
   const tmp = await cache.tempPath(`stage-${key.slice(0, 12)}`);
   const tar = tarPack();
   const { CompressStream } = await import('zstd-napi');
-  const written = pipeline(tar, new CompressStream({ compressionLevel: 3 }), createWriteStream(tmp));
+  const written = pipeline(tar, new CompressStream({ compressionLevel: 3, checksumFlag: true }), createWriteStream(tmp));
   written.catch(() => {});
   const firstPath = new Map<string, string>();
   let changed = !cacheable;

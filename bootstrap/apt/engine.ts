@@ -43,7 +43,8 @@ import type { BootstrapOptions, Recipe } from '../recipe.js';
 import type { RecipeSummary } from '../tree-state.js';
 import { TreeWriter } from '../archive/writer.js';
 import { runInTree } from '../in-tree.js';
-import { beginSnapshot, restoreStage, stageKey, type Snapshot } from '../stage-cache.js';
+import { beginSnapshot, dropStage, restoreStage, stageKey, type Snapshot } from '../stage-cache.js';
+import { MARKER } from '../tree-state.js';
 import { extractDebs, readDebFile } from './deb.js';
 import { installOrder } from './order.js';
 import { loadSuite } from './repository.js';
@@ -254,7 +255,15 @@ class DebianEngine implements Engine {
         stage: `debian-essential-${STAGE_VERSION}`, arch: this.#plan.arch, core: CORE_FIRST,
         packages: essential.map((p) => [p.name, p.version, p.sha256]), eatmydata: this.#eatmydata?.sha256 ?? null,
       });
-      const meta = await restoreStage<StageMeta>(ctx.cache, this.#stageKey, dir);
+      let meta: StageMeta | undefined;
+      try {
+        meta = await restoreStage<StageMeta>(ctx.cache, this.#stageKey, dir);
+      } catch (err) {
+        if (ctx.signal?.aborted) throw err;
+        ctx.log('warn', `the cached essential stage is unusable (${(err as Error).message}); installing the essential set with dpkg`);
+        await dropStage(ctx.cache, this.#stageKey);
+        await emptyTree(dir);
+      }
       if (meta) {
         this.#diverted = meta.diverted;
         this.#restored = true;
@@ -405,6 +414,12 @@ export function preDependsBatches(pkgs: PackageInfo[], arch: string): PackageInf
   const out: PackageInfo[][] = [];
   for (const p of pkgs) (out[levelOf(p)] ??= []).push(p);
   return out.filter((b) => b?.length);
+}
+
+/** Empties a tree being built, keeping its incomplete-marker. */
+async function emptyTree(dir: string): Promise<void> {
+  const { readdir } = await import('node:fs/promises');
+  for (const n of await readdir(dir)) if (n !== MARKER) await rm(join(dir, n), { recursive: true, force: true });
 }
 
 /** The hostname of a new tree: its directory's name, made a valid host name. */
