@@ -16,7 +16,7 @@ const runs = Number(process.argv[2] ?? 5);
 const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
 const port: number = await new Promise((resolve) => { const s = createServer(); s.listen(0, '127.0.0.1', () => { const p = (s.address() as { port: number }).port; s.close(() => resolve(p)); }); });
 
-const tree = bootTree('bookworm', 'nsbox-test', ['openssh-server']);
+const tree = await bootTree('bookworm', 'nsbox-test', ['openssh-server']);
 mkdirSync(join(tree, 'etc/systemd/system/ssh.socket.d'), { recursive: true });
 writeFileSync(join(tree, 'etc/systemd/system/ssh.socket.d/listen.conf'), `[Socket]\nListenStream=\nListenStream=127.0.0.1:${port}\n`);
 execFileSync('chroot', [tree, 'sh', '-c', 'systemctl disable ssh.service; systemctl enable ssh.socket'], { stdio: 'ignore' });

@@ -14,7 +14,7 @@ import { NSBOX } from '../test/helpers/cli.js';
 
 const runs = Number(process.argv[2] ?? 5);
 const suite = process.argv[3] ?? 'bookworm';
-const tree = bootTree(suite);
+const tree = await bootTree(suite);
 const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
 
 interface Result { prompt: number; poweroff: number; rssKiB?: number }

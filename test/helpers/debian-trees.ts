@@ -1,11 +1,10 @@
 /**
- * Real Debian trees with systemd for boot tests. Built once per suite and
- * cached under /var/cache/nsbox/test-trees (refreshed weekly); each test
- * gets a fresh copy. Until nsbox's own Debian bootstrap builds them, they
- * come from mmdebstrap (installed by .ci/run) against the host's mirror.
+ * Real Debian trees with systemd for boot tests. Built once per suite by
+ * nsbox's own Debian bootstrap and cached under /var/cache/nsbox/test-trees
+ * (refreshed weekly); each test gets a fresh copy.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, statSync, chmodSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, statSync, chmodSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -33,12 +32,33 @@ export function hostMirror(): string {
   throw new Error('no Debian mirror in the host apt configuration');
 }
 
-/** A fresh copy of a bootable `suite` tree with root's password set to `password`. */
-export function bootTree(suite: string, password = 'nsbox-test', extra: string[] = []): string {
+/**
+ * A fresh copy of a bootable `suite` tree (variant boot, plus `extra`) with
+ * root's password set to `password`. Built by nsbox's own Debian engine;
+ * NSBOX_TEST_TREES=mmdebstrap (or a failing engine, with a warning) uses
+ * mmdebstrap instead.
+ */
+export async function bootTree(suite: string, password = 'nsbox-test', extra: string[] = []): Promise<string> {
   mkdirSync(CACHE, { recursive: true });
-  const tarball = join(CACHE, `${suite}-boot${extra.length ? `-${extra.join('+')}` : ''}.tar`);
+  const engine = process.env.NSBOX_TEST_TREES !== 'mmdebstrap' && !engineFailed.has(suite);
+  const tarball = join(CACHE, `${suite}-boot${extra.length ? `-${extra.join('+')}` : ''}${engine ? '-nsbox' : ''}.tar`);
   const fresh = existsSync(tarball) && Date.now() - statSync(tarball).mtimeMs < WEEK;
-  if (!fresh) {
+  if (!fresh && engine) {
+    const { bootstrap } = await import('../../index.js');
+    const build = mkdtempSync(join(tmpdir(), `nsbox-build-${suite}-`));
+    try {
+      await bootstrap({ distribution: 'debian', release: suite, variant: 'boot', include: ['procps', ...extra] }, build, { force: true });
+      writeFileSync(join(build, 'etc/hostname'), 'nsbox-test\n');
+      execFileSync('tar', ['-C', build, '--xattrs', '--numeric-owner', '-cf', `${tarball}.${process.pid}.tmp`, '.']);
+      renameSync(`${tarball}.${process.pid}.tmp`, tarball);
+    } catch (e) {
+      process.stderr.write(`\n  WARNING: nsbox's engine could not build the ${suite} test tree (${(e as Error).message.split('\n')[0]}); using mmdebstrap\n`);
+      engineFailed.add(suite);
+      return bootTree(suite, password, extra);
+    } finally {
+      rmSync(build, { recursive: true, force: true });
+    }
+  } else if (!fresh) {
     const tmp = `${tarball.slice(0, -4)}.${process.pid}.tmp.tar`; // mmdebstrap picks the format by extension
     execFileSync('mmdebstrap', ['--quiet', '--variant=minbase', `--include=${[...BOOT_PACKAGES, ...extra].join(',')}`,
       '--customize-hook=echo nsbox-test > "$1/etc/hostname"', '--customize-hook=rm -f "$1/etc/machine-id" && touch "$1/etc/machine-id"',
@@ -51,6 +71,8 @@ export function bootTree(suite: string, password = 'nsbox-test', extra: string[]
   execFileSync('chroot', [dir, 'sh', '-c', `echo root:${password} | chpasswd`]);
   return dir;
 }
+
+const engineFailed = new Set<string>();
 
 /** Stops every machine still running on dir (a failed test may leave one), then removes the tree. */
 export function removeTree(dir: string): void {

@@ -92,7 +92,7 @@ describe('nsbox activate: boot on the first connection (Debian bookworm, socket-
   let tree: string, keyDir: string, port: number;
   let act: ReturnType<typeof nsboxAsync> | undefined;
   before(async () => {
-    tree = bootTree('bookworm', 'nsbox-test', ['openssh-server']);
+    tree = await bootTree('bookworm', 'nsbox-test', ['openssh-server']);
     port = await freePort();
     keyDir = mkdtempSync(join(tmpdir(), 'nsbox-key-'));
     execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(keyDir, 'id')]);

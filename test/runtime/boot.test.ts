@@ -47,8 +47,8 @@ for (const suite of ['bookworm', 'trixie']) {
   describe(`nsbox run -b: booting Debian ${suite} with systemd`, function () {
     this.timeout(20 * 60_000);
     let tree: string;
-    before(function () {
-      try { tree = bootTree(suite); } catch (e) { throw new Error(`cannot build a ${suite} tree: ${(e as Error).message}`); }
+    before(async function () {
+      try { tree = await bootTree(suite); } catch (e) { throw new Error(`cannot build a ${suite} tree: ${(e as Error).message}`); }
     });
     after(() => { if (tree) removeTree(tree); });
 
@@ -78,7 +78,7 @@ describe('nsbox run -b: console login, machine control, journal and faults (book
   this.timeout(20 * 60_000);
   let tree: string, tree2: string;
   let tmux: Tmux | undefined;
-  before(() => { tree = bootTree('bookworm', 'secret-pw'); tree2 = bootTree('bookworm'); });
+  before(async () => { tree = await bootTree('bookworm', 'secret-pw'); tree2 = await bootTree('bookworm'); });
   after(() => { tmux?.kill(); for (const t of [tree, tree2]) if (t) removeTree(t); });
 
   it('shows a login prompt in a real terminal; root logs in with the password; poweroff ends nsbox with 0', async () => {
