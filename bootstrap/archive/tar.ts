@@ -99,8 +99,22 @@ export async function* readTar(input: Readable | AsyncIterable<Buffer> | Iterabl
   const ex = tarExtract();
   const feed = (async () => {
     try {
-      for await (const chunk of input) if (!ex.write(chunk as Buffer)) await new Promise<void>((r) => ex.once('drain', () => r()));
-      ex.end(undefined);
+      for await (const chunk of input) {
+        if (ex.destroyed) break;
+        // A consumer that stops early destroys the extractor: 'close' then ends the wait, not only 'drain'.
+        if (!ex.write(chunk as Buffer)) {
+          await new Promise<void>((r) => {
+            const done = () => {
+              ex.off('drain', done);
+              ex.off('close', done);
+              r();
+            };
+            ex.on('drain', done);
+            ex.on('close', done);
+          });
+        }
+      }
+      if (!ex.destroyed) ex.end(undefined);
     } catch (err) {
       ex.destroy(err as Error);
     }
