@@ -173,6 +173,12 @@ export async function main(argv: string[]): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   process.on('SIGHUP', onSignal);
+  // Node exits with status 0 when nothing is left to wait for; a bootstrap that stalls must not look finished.
+  const stalled = () => {
+    writeSync(2, `nsbox: internal error: the bootstrap stopped making progress; \`${resolve(dir)}\` stays marked incomplete (rerun with --debug)\n`);
+    process.exit(1);
+  };
+  process.once('beforeExit', stalled);
   const started = Date.now();
   let result: BootstrapResult;
   try {
@@ -182,6 +188,7 @@ export async function main(argv: string[]): Promise<number> {
     await renderer.close(err);
     throw err;
   } finally {
+    process.off('beforeExit', stalled);
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     process.off('SIGHUP', onSignal);

@@ -57,8 +57,14 @@ export async function runInTree(dir: string, command: string[], opts: InTreeOpti
     closeSync(fd);
   }
   if (code !== 0) {
-    const lines = lastLines(opts.logFile, start, 12);
-    throw new NsboxError(`cannot ${opts.what}: \`${command[0]}\` exited with status ${code}${lines ? `; last output:\n${lines}` : ''}`, {
+    const lines = lastLines(opts.logFile, start, 40).split('\n').map((l) => l.trim()).filter(Boolean);
+    if (lines.some((l) => /No space left on device/i.test(l))) {
+      throw new NsboxError(`cannot ${opts.what}: no space left on device`, { code: 'no-space', hint: `free some space and rerun; the log is ${opts.logFile}` });
+    }
+    // One line: the errors the command printed last (dpkg's "dpkg: error …" lines first), then where the rest is.
+    const errors = lines.filter((l) => /error|fail|cannot|unable|denied|not found|problem/i.test(l));
+    const tail = (errors.length ? errors : lines).slice(-3).join(' | ');
+    throw new NsboxError(`cannot ${opts.what}: \`${command.join(' ').slice(0, 60)}\` exited with status ${code}${tail ? `: ${tail}` : ''}`, {
       code: 'in-tree',
       hint: `the full log is ${opts.logFile}`,
     });
@@ -83,7 +89,6 @@ export function lastLines(file: string, from: number, n: number): string {
       .split('\n')
       .filter((l) => l.trim() && !l.startsWith('# nsbox: '))
       .slice(-n)
-      .map((l) => `  ${l}`)
       .join('\n');
   } finally {
     closeSync(fd);

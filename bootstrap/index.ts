@@ -182,12 +182,10 @@ async function checkTarget(dir: string, force?: boolean): Promise<void> {
 function normalizeError(err: unknown, signal: AbortSignal | undefined, dir: string): Error {
   if (signal?.aborted && !(err instanceof AbortedError)) return new AbortedError('interrupted', { cause: err });
   if (err instanceof NsboxError) {
+    if (err.code === 'no-space') return err;
     if (hasCode(err, 'ENOSPC')) return new NsboxError(`cannot bootstrap into \`${dir}\`: no space left on device`, { code: 'no-space', cause: err, hint: 'free some space (or choose another directory) and rerun' });
     return err;
   }
-  // Errors from a module loaded outside the bundle carry the same fields under another class.
-  const e = err as { name?: string; message?: string; code?: string; hint?: string; exitCode?: number };
-  if (e && typeof e.exitCode === 'number' && typeof e.code === 'string' && e.message) return new NsboxError(e.message, { code: e.code, hint: e.hint, exitCode: e.exitCode, cause: err });
   if (hasCode(err, 'ENOSPC')) return new NsboxError(`cannot bootstrap into \`${dir}\`: no space left on device`, { code: 'no-space', cause: err, hint: 'free some space (or choose another directory) and rerun' });
   if (hasCode(err, 'EACCES') || hasCode(err, 'EROFS')) return new NsboxError(`cannot write into \`${dir}\`: ${(err as Error).message}`, { cause: err });
   return err instanceof Error ? err : new Error(String(err));

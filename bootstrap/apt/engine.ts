@@ -66,7 +66,7 @@ const ESSENTIAL_SCRIPT = '/var/lib/nsbox/install-essential.sh';
 const REST_SCRIPT = '/var/lib/nsbox/install-rest.sh';
 export const LOG_IN_TREE = 'var/log/nsbox-bootstrap.log';
 /** Bump when the essential stage changes in a way its inputs (packages, order) do not show. */
-const STAGE_VERSION = 1;
+const STAGE_VERSION = 2;
 /** What a cached essential stage needs besides its files. */
 interface StageMeta {
   diverted: string[];
@@ -331,7 +331,7 @@ class DebianEngine implements Engine {
       await rm(join(dir, ESSENTIAL_SCRIPT));
       if (this.#stageKey) {
         // Listed (and /etc, /var read) now; /usr is read while the remaining packages install.
-        snapshot = await beginSnapshot(ctx.cache, this.#stageKey, dir, { meta: { diverted: this.#diverted } satisfies StageMeta, liveRoots: ['usr'], exclude: [LOG_IN_TREE] });
+        snapshot = await beginSnapshot(ctx.cache, this.#stageKey, dir, { meta: { diverted: this.#diverted } satisfies StageMeta, liveRoots: ['usr'], exclude: [LOG_IN_TREE, MARKER] });
       }
     }
     const lines = batches.map((b, i) => `step batch ${i + 1}\n${dpkg} --install \\\n  ${args(b)}`);

@@ -198,6 +198,21 @@ describe('bootstrap/apt/engine', function () {
       rmSync(dir, { recursive: true, force: true });
     });
 
+    it('stops with one line when the disk is full, leaving the tree marked incomplete', async () => {
+      const mnt = tmp();
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=40m', 'tmpfs', mnt]);
+      try {
+        const dir = join(mnt, 't');
+        const r = nsbox(['bootstrap', 'debian', dir, '--release', 'bookworm', '--quiet'], { timeout: 300_000 });
+        assert.equal(r.status, 1, r.stderr);
+        assert.match(r.stderr, /^nsbox: cannot bootstrap into `.*`: no space left on device .*left marked incomplete/);
+        assert.equal(r.stderr.trim().split('\n').length, 1);
+        assert.equal((await inspectTree(dir)).kind, 'incomplete');
+      } finally {
+        execFileSync('umount', [mnt]);
+      }
+    });
+
     for (const when of ['download', 'configure'] as const) {
       it(`recovers from SIGINT during ${when}: marked incomplete with a clear message, then a rerun completes`, async () => {
         const root = tmp();
