@@ -397,13 +397,19 @@ export function preDependsBatches(pkgs: PackageInfo[], arch: string): PackageInf
     if (visiting.has(p.name)) return 0; // a Pre-Depends cycle: dpkg will have to cope, as debootstrap's does
     visiting.add(p.name);
     let l = 0;
-    for (const clause of relations(p, 'Pre-Depends')) {
-      for (const rel of clause) {
-        if (!appliesTo(rel, arch)) continue;
-        const target = byName.get(rel.name) ?? pkgs.find((q) => matches(rel, q, arch));
-        if (target && target !== p && matches(rel, target, arch)) {
-          l = Math.max(l, levelOf(target) + 1);
-          break;
+    // Pre-Depends must be configured in an earlier batch; Depends only in the
+    // same batch or an earlier one (dpkg --install configures a batch in
+    // dependency order), else a package waits for a dependency that a later
+    // batch brings (trixie's openssh-server → systemd).
+    for (const [field, step] of [['Pre-Depends', 1], ['Depends', 0]] as const) {
+      for (const clause of relations(p, field)) {
+        for (const rel of clause) {
+          if (!appliesTo(rel, arch)) continue;
+          const target = byName.get(rel.name) ?? pkgs.find((q) => matches(rel, q, arch));
+          if (target && target !== p && matches(rel, target, arch)) {
+            l = Math.max(l, levelOf(target) + step);
+            break;
+          }
         }
       }
     }
