@@ -13,12 +13,13 @@
  * of its inputs (no host keys, no random seeds: those come from later
  * packages, which are installed on every run).
  *
- * Saving costs little wall time: the tree is listed, and everything outside
- * `/usr` read, before the next stage starts; files under `/usr` (nearly all
- * the bytes) are read while the next stage runs. The next stage only adds
- * to `/usr` in practice; every file read there is checked afterwards (same
- * inode, same ctime): if anything changed underneath, the snapshot is
- * dropped, never stored half-right.
+ * Saving costs little wall time: everything outside `/usr` is listed and
+ * read before the next stage starts; `/usr` (nearly all the bytes) is listed
+ * and read while the next stage runs. The next stage only adds to `/usr` in
+ * practice: entries born after the snapshot began are left out, and a file
+ * changed since then (its ctime), or while it is read (inode, ctime, size),
+ * drops the snapshot — it is never stored half-right. (Directories are
+ * taken as found: their times change when entries are added.)
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
@@ -108,31 +109,41 @@ export async function beginSnapshot(
 ): Promise<Snapshot> {
   const live = (opts.liveRoots ?? []).map((r) => r.replace(/^\/+|\/+$/g, ''));
   const exclude = new Set((opts.exclude ?? []).map((r) => r.replace(/^\/+|\/+$/g, '')));
-  const items: Item[] = [];
-  const walk = async (rel: string): Promise<void> => {
+  const isLiveRoot = (rel: string) => live.includes(rel);
+  // Nothing created from now on belongs to the stage: entries under the live roots born later are skipped.
+  const since = BigInt(Date.now()) * 1_000_000n;
+  const list = async (rel: string, out: Item[], bornBefore?: bigint): Promise<void> => {
     const names = (await readdir(rel ? join(dir, rel) : dir)).sort();
-    const sts = await Promise.all(names.map((n) => lstat(join(dir, rel, n), { bigint: true })));
+    const sts = await Promise.all(names.map((n) => lstat(join(dir, rel, n), { bigint: true }).catch(() => undefined)));
     for (let i = 0; i < names.length; i++) {
       const r = rel ? `${rel}/${names[i]}` : names[i];
-      if (exclude.has(r)) continue;
-      items.push({ rel: r, st: sts[i] });
-      if (sts[i].isDirectory()) await walk(r);
+      const st = sts[i];
+      if (exclude.has(r) || !st) continue;
+      if (bornBefore !== undefined && st.birthtimeNs >= bornBefore) continue;
+      out.push({ rel: r, st });
+      // Live roots are listed later (finish), while the next stage runs.
+      if (st.isDirectory() && (bornBefore !== undefined || !isLiveRoot(r))) await list(r, out, bornBefore);
     }
   };
-  await walk('');
+  const items: Item[] = [];
+  await list('', items);
+  // Without birth times (old kernels, some file systems) the live roots are listed now too.
+  const probe = items.find((it) => isLiveRoot(it.rel));
+  const deferList = probe !== undefined && probe.st.birthtimeNs > 0n;
+  if (!deferList) for (const it of items.filter((x) => isLiveRoot(x.rel) && x.st.isDirectory())) await list(it.rel, items, undefined);
   const isLive = (rel: string) => live.some((l) => rel.startsWith(`${l}/`));
   // What tar-stream cannot carry exactly makes the tree uncacheable: devices, sockets, FIFOs,
   // mode 0000 (it writes a default mode instead), extended attributes.
   const hasXattrs = await xattrProbe();
-  const cacheable =
-    !!hasXattrs &&
-    items.every((it) => (it.st.isFile() || it.st.isDirectory() || it.st.isSymbolicLink()) && (it.st.isSymbolicLink() || (it.st.mode & 0o7777n) !== 0n) && !hasXattrs(join(dir, it.rel)));
+  const carriable = (it: Item) =>
+    !!hasXattrs && (it.st.isFile() || it.st.isDirectory() || it.st.isSymbolicLink()) && (it.st.isSymbolicLink() || (it.st.mode & 0o7777n) !== 0n) && !hasXattrs(join(dir, it.rel));
+  const cacheable = items.every(carriable);
 
   await mkdir(dirOf(cache), { recursive: true });
   const tmp = await cache.tempPath(`stage-${key.slice(0, 12)}`);
   const tar = tarPack();
   const { CompressStream } = await import('zstd-napi');
-  const written = pipeline(tar, new CompressStream({ compressionLevel: 3, checksumFlag: true }), createWriteStream(tmp));
+  const written = pipeline(tar, new CompressStream({ compressionLevel: 1, checksumFlag: true, nbWorkers: 1 }), createWriteStream(tmp));
   written.catch(() => {});
   const firstPath = new Map<string, string>();
   let changed = !cacheable;
@@ -178,10 +189,13 @@ export async function beginSnapshot(
       if (settled) return false;
       try {
         if (!changed) {
-          for (const it of items) {
-            if (!isLive(it.rel)) continue;
-            await add(it, true);
+          const liveItems = items.filter((it) => isLive(it.rel));
+          if (deferList) for (const it of items.filter((x) => isLiveRoot(x.rel) && x.st.isDirectory())) await list(it.rel, liveItems, since);
+          for (const it of liveItems) {
+            // A file changed since the snapshot began is not the stage's any more (directories change as entries are added).
+            if (!carriable(it) || (!it.st.isDirectory() && it.st.ctimeNs >= since)) changed = true;
             if (changed) break;
+            await add(it, true);
           }
         }
         if (changed) {

@@ -5,7 +5,8 @@
  * tree's own dpkg can run (as debootstrap and mmdebstrap extract it).
  */
 import { createReadStream } from 'node:fs';
-import { Readable } from 'node:stream';
+import { open, type FileHandle } from 'node:fs/promises';
+import { Readable, Transform } from 'node:stream';
 import { VerifyError } from '../../errors.js';
 import { readAr } from '../archive/ar.js';
 import { extractTar } from '../archive/tar.js';
@@ -74,36 +75,166 @@ interface Loaded {
   data?: Buffer;
 }
 
-/** Reads (decompresses and parses) a .deb's data member into memory. */
-async function loadDeb(path: string, name: string): Promise<Loaded[]> {
+/**
+ * Writes a .deb whose data member is stored uncompressed (`data.tar`, which
+ * dpkg-deb has always accepted): the same package, but dpkg inside the tree
+ * spends no time in xz. Members are copied in their order; the data
+ * member's size is patched in once it is known.
+ */
+class PlainDeb {
+  #fh: FileHandle;
+  #pos = 0;
+  #header = -1;
+  #size = 0;
+
+  private constructor(fh: FileHandle) {
+    this.#fh = fh;
+  }
+
+  static async create(dest: string): Promise<PlainDeb> {
+    const d = new PlainDeb(await open(dest, 'w'));
+    await d.#write(Buffer.from('!<arch>\n', 'latin1'));
+    return d;
+  }
+
+  async #write(buf: Buffer): Promise<void> {
+    await this.#fh.write(buf, 0, buf.length, this.#pos);
+    this.#pos += buf.length;
+  }
+
+  /** A whole member. */
+  async member(name: string, data: Buffer): Promise<void> {
+    await this.#write(arHeader(name, data.length));
+    await this.#write(data);
+    if (data.length % 2) await this.#write(Buffer.from('\n'));
+  }
+
+  /** Starts a member whose size is not known yet. */
+  async begin(name: string): Promise<void> {
+    this.#header = this.#pos;
+    this.#size = 0;
+    await this.#write(arHeader(name, 0));
+  }
+
+  async chunk(c: Buffer): Promise<void> {
+    this.#size += c.length;
+    await this.#write(c);
+  }
+
+  async end(name: string): Promise<void> {
+    if (this.#size % 2) await this.#write(Buffer.from('\n'));
+    const h = arHeader(name, this.#size);
+    await this.#fh.write(h, 0, h.length, this.#header);
+  }
+
+  async close(): Promise<void> {
+    await this.#fh.close();
+  }
+}
+
+function arHeader(name: string, size: number): Buffer {
+  const f = (v: string, n: number) => v.padEnd(n, ' ').slice(0, n);
+  return Buffer.from(`${f(name, 16)}${f('0', 12)}${f('0', 6)}${f('0', 6)}${f('100644', 8)}${f(String(size), 10)}\`\n`, 'latin1');
+}
+
+/** Passes chunks through while copying them into the plain .deb (in order, with backpressure). */
+function teeTo(plain: PlainDeb): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _e, cb) {
+      plain.chunk(chunk).then(() => cb(null, chunk), cb);
+    },
+  });
+}
+
+/**
+ * Reads (decompresses and parses) a .deb's data member into memory; with
+ * `plainDest`, also writes the package there with its data uncompressed.
+ */
+async function loadDeb(path: string, name: string, plainDest?: string): Promise<Loaded[]> {
   const { readTar } = await import('../archive/tar.js');
   let sawBinary = false;
-  for await (const m of readAr(createReadStream(path, { highWaterMark: 1 << 18 }))) {
-    if (m.name === 'debian-binary') {
-      let text = '';
-      for await (const c of m.data) text += c.toString('latin1');
-      if (!/^2\.\d+\n?$/.test(text)) throw bad(name, `unsupported package format version \`${text.trim()}\``);
-      sawBinary = true;
-      continue;
+  const plain = plainDest ? await PlainDeb.create(plainDest) : undefined;
+  try {
+    for await (const m of readAr(createReadStream(path, { highWaterMark: 1 << 18 }))) {
+      if (m.name === 'debian-binary') {
+        const chunks: Buffer[] = [];
+        for await (const c of m.data) chunks.push(c);
+        const text = Buffer.concat(chunks).toString('latin1');
+        if (!/^2\.\d+\n?$/.test(text)) throw bad(name, `unsupported package format version \`${text.trim()}\``);
+        await plain?.member(m.name, Buffer.concat(chunks));
+        sawBinary = true;
+        continue;
+      }
+      if (!m.name.startsWith('data.tar')) {
+        if (!plain) continue;
+        const chunks: Buffer[] = [];
+        for await (const c of m.data) chunks.push(c);
+        await plain.member(m.name, Buffer.concat(chunks));
+        continue;
+      }
+      if (!sawBinary) throw bad(name, 'data member before debian-binary');
+      let tar = await decompressStream(Readable.from(m.data), compressionFromName(m.name));
+      if (plain) {
+        await plain.begin('data.tar');
+        const tee = teeTo(plain);
+        tar.on('error', (e) => tee.destroy(e));
+        tar = tar.pipe(tee);
+      }
+      const out: Loaded[] = [];
+      for await (const { entry, data } of readTar(tar)) {
+        const chunks: Buffer[] = [];
+        for await (const c of data) chunks.push(c);
+        out.push({ entry, data: entry.kind === 'file' ? (chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)) : undefined });
+      }
+      if (plain) {
+        // tar-stream stops at the end-of-archive blocks; what follows (padding) still belongs in the copy.
+        for await (const c of tar) void c;
+        await plain.end('data.tar');
+      }
+      return out;
     }
-    if (!m.name.startsWith('data.tar')) continue;
-    if (!sawBinary) throw bad(name, 'data member before debian-binary');
-    const out: Loaded[] = [];
-    for await (const { entry, data } of readTar(await decompressStream(Readable.from(m.data), compressionFromName(m.name)))) {
-      const chunks: Buffer[] = [];
-      for await (const c of data) chunks.push(c);
-      out.push({ entry, data: entry.kind === 'file' ? (chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)) : undefined });
-    }
-    return out;
+    throw bad(name, 'no data.tar member');
+  } finally {
+    await plain?.close();
   }
-  throw bad(name, 'no data.tar member');
+}
+
+/**
+ * Writes the package at `src` to `dest` with its data member uncompressed
+ * (see PlainDeb), without parsing it.
+ *
+ * @example
+ * await writePlainDeb('/var/cache/nsbox/by-sha256/ab/ab…', '/srv/t/var/lib/nsbox/plain/apt.deb', 'apt_2.6.1_amd64.deb');
+ */
+export async function writePlainDeb(src: string, dest: string, name = src): Promise<void> {
+  const plain = await PlainDeb.create(dest);
+  try {
+    let sawData = false;
+    for await (const m of readAr(createReadStream(src, { highWaterMark: 1 << 18 }))) {
+      if (!m.name.startsWith('data.tar')) {
+        const chunks: Buffer[] = [];
+        for await (const c of m.data) chunks.push(c);
+        await plain.member(m.name, Buffer.concat(chunks));
+        continue;
+      }
+      await plain.begin('data.tar');
+      for await (const c of await decompressStream(Readable.from(m.data), compressionFromName(m.name))) await plain.chunk(c as Buffer);
+      await plain.end('data.tar');
+      sawData = true;
+    }
+    if (!sawData) throw bad(name, 'no data.tar member');
+  } finally {
+    await plain.close();
+  }
 }
 
 /**
  * Extracts several .debs into one tree, in order, decompressing up to
  * `ahead` packages in advance (xz runs on libuv's thread pool, so the next
  * packages decompress on another core while this one is written). Calls
- * `onPackage(i, paths)` after each with the archive paths it wrote.
+ * `onPackage(i, paths)` after each with the archive paths it wrote. With
+ * `plainDests`, each package is also written there with its data member
+ * uncompressed, for the tree's dpkg (see PlainDeb).
  *
  * @example
  * await extractDebs(paths, new TreeWriter('/srv/t'), { names, onPackage: (i) => progress(i) });
@@ -111,11 +242,11 @@ async function loadDeb(path: string, name: string): Promise<Loaded[]> {
 export async function extractDebs(
   paths: string[],
   writer: TreeWriter,
-  opts: { names?: string[]; ahead?: number; signal?: AbortSignal; onPackage?: (index: number, written: string[]) => void } = {},
+  opts: { names?: string[]; plainDests?: string[]; ahead?: number; signal?: AbortSignal; onPackage?: (index: number, written: string[]) => void } = {},
 ): Promise<void> {
   const ahead = Math.max(1, opts.ahead ?? 2);
   const load = (i: number) => {
-    const p = loadDeb(paths[i], opts.names?.[i] ?? paths[i]);
+    const p = loadDeb(paths[i], opts.names?.[i] ?? paths[i], opts.plainDests?.[i]);
     p.catch(() => {});
     return p;
   };

@@ -45,7 +45,7 @@ import { TreeWriter } from '../archive/writer.js';
 import { runInTree } from '../in-tree.js';
 import { beginSnapshot, dropStage, restoreStage, stageKey, type Snapshot } from '../stage-cache.js';
 import { MARKER } from '../tree-state.js';
-import { extractDebs, readDebFile } from './deb.js';
+import { extractDebs, readDebFile, writePlainDeb } from './deb.js';
 import { installOrder } from './order.js';
 import { loadSuite } from './repository.js';
 import { matches, resolve } from './resolve.js';
@@ -59,8 +59,8 @@ import {
 
 const PACKAGE_NAME = /^[a-z0-9][a-z0-9.+-]+$/;
 const COMPONENT = /^[a-z0-9][a-z0-9.+/-]*$/;
-/** Where the cache is bind-mounted (read-only) inside the tree while dpkg runs. */
-const DEBS_IN_TREE = '/var/lib/nsbox/debs';
+/** Where dpkg finds the packages (copies with uncompressed data) inside the tree while it runs. */
+const PLAIN_IN_TREE = '/var/lib/nsbox/plain';
 const EATMYDATA_IN_TREE = '/var/lib/nsbox/libeatmydata.so';
 const ESSENTIAL_SCRIPT = '/var/lib/nsbox/install-essential.sh';
 const REST_SCRIPT = '/var/lib/nsbox/install-rest.sh';
@@ -178,6 +178,7 @@ class DebianEngine implements Engine {
   #stageCache: boolean;
   #stageKey?: string;
   #restored = false;
+  #plainRest?: Promise<void>;
 
   constructor(plan: Plan, stageCache: boolean) {
     this.#plan = plan;
@@ -193,29 +194,35 @@ class DebianEngine implements Engine {
     const keyring: Keyring | undefined = p.noVerify ? undefined : await loadKeyringFiles([p.keyringFile]);
     const u = new Universe(p.arch);
     const common = { components: p.components, keyring, noVerify: p.noVerify, ignoreValidUntil: p.ignoreValidUntil, signal: ctx.signal };
-    const main = await loadSuite(ctx.http, ctx.cache, { base: p.mirrors.mirror, suite: p.requested, ...common }, u);
-    const release = releaseFromArchive(p.requested, main.trusted.release);
-    this.summary.release = release.codename;
-    this.#suites = suitesFor(release, { updates: p.updates });
-    // Packages carry the suite name they came from; the main suite under the name it was requested by.
-    this.#bases.set(p.requested, p.mirrors.mirror);
-    const extra = this.#suites.slice(1);
-    const loaded = await Promise.all(
-      extra.map(async (s) => {
-        const base = s.archive === 'main' ? p.mirrors.mirror : p.mirrors.security;
-        this.#bases.set(s.suite, base);
-        try {
-          return await loadSuite(ctx.http, ctx.cache, { base, suite: s.suite, ...common }, u);
-        } catch (err) {
-          if (err instanceof NsboxError && !err.hint?.includes('--no-updates')) {
-            Object.defineProperty(err, 'hint', { value: `${err.hint ? `${err.hint}; ` : ''}or pass --no-updates to leave out the updates and security suites` });
-          }
-          throw err;
+    const load = async (s: SuiteSource) => {
+      const base = s.archive === 'main' ? p.mirrors.mirror : p.mirrors.security;
+      this.#bases.set(s.suite, base);
+      try {
+        return await loadSuite(ctx.http, ctx.cache, { base, suite: s.suite, ...common }, u);
+      } catch (err) {
+        if (err instanceof NsboxError && s.suite !== p.requested && !err.hint?.includes('--no-updates')) {
+          Object.defineProperty(err, 'hint', { value: `${err.hint ? `${err.hint}; ` : ''}or pass --no-updates to leave out the updates and security suites` });
         }
-      }),
-    );
+        throw err;
+      }
+    };
+    let loaded: Awaited<ReturnType<typeof loadSuite>>[];
+    if (p.requested === p.release.codename) {
+      // A codename: its suites are known, so they all load at once.
+      this.#suites = suitesFor(p.release, { updates: p.updates });
+      loaded = await Promise.all(this.#suites.map(load));
+    } else {
+      // An alias (stable, testing, …): the archive's Release says which release it is today, and so
+      // which -updates and -security suites go with it (by codename: alias suites can be stale on mirrors).
+      const main = await load({ suite: p.requested, archive: 'main' });
+      const release = releaseFromArchive(p.requested, main.trusted.release);
+      this.#suites = suitesFor(release, { updates: p.updates });
+      this.#bases.set(release.codename, p.mirrors.mirror);
+      loaded = [main, ...(await Promise.all(this.#suites.slice(1).map(load)))];
+    }
+    this.summary.release = releaseFromArchive(p.requested, loaded[0].trusted.release).codename;
     this.#universe = u;
-    const n = main.packages + loaded.reduce((s, l) => s + l.packages, 0);
+    const n = loaded.reduce((sum, l) => sum + l.packages, 0);
     return `${this.#suites.map((s) => s.suite).join(', ')}: ${n.toLocaleString('en')} packages`;
   }
 
@@ -267,14 +274,18 @@ class DebianEngine implements Engine {
       if (meta) {
         this.#diverted = meta.diverted;
         this.#restored = true;
+        // The remaining packages are re-encoded for dpkg while nothing else needs the second core.
+        this.#plainRest = this.#writePlainRest(ctx);
         return `essential stage (${essential.length} packages) restored from the cache`;
       }
     }
     await prepareTree(dir, this.#plan.arch);
+    await mkdir(join(dir, PLAIN_IN_TREE), { recursive: true });
     const writer = new TreeWriter(dir);
     const starters: string[] = [];
     await extractDebs(essential.map((p) => this.#path(p)), writer, {
       names: essential.map((p) => basename(p.filename)),
+      plainDests: essential.map((p) => join(dir, this.#plainPath(p))),
       signal: ctx.signal,
       onPackage: (i, written) => {
         for (const w of written) if (SERVICE_STARTERS.test(w)) starters.push(w);
@@ -288,7 +299,30 @@ class DebianEngine implements Engine {
       if (lib) await writeFile(join(dir, EATMYDATA_IN_TREE), lib.data, { mode: 0o644 });
     }
     this.#diverted = await preventServices(dir, starters);
+    // Runs while dpkg installs the essential set (dpkg uses one core).
+    this.#plainRest = this.#writePlainRest(ctx);
     return `${essential.length} essential packages extracted`;
+  }
+
+  /**
+   * Where dpkg finds a package inside the tree: a copy whose data member is
+   * stored uncompressed (bootstrap/apt/deb.ts, PlainDeb), written from the
+   * verified file, so dpkg's unpacking spends no time in xz.
+   */
+  #plainPath(pkg: PackageInfo): string {
+    return `${PLAIN_IN_TREE}/${basename(pkg.filename)}`;
+  }
+
+  async #writePlainRest(ctx: EngineContext): Promise<void> {
+    await mkdir(join(ctx.dir, PLAIN_IN_TREE), { recursive: true });
+    const rest = [...this.#order!.rest];
+    const worker = async () => {
+      for (let p = rest.shift(); p; p = rest.shift()) {
+        ctx.signal?.throwIfAborted();
+        await writePlainDeb(this.#path(p), join(ctx.dir, this.#plainPath(p)), basename(p.filename));
+      }
+    };
+    await Promise.all([worker(), worker()]);
   }
 
   #path(pkg: PackageInfo): string {
@@ -300,13 +334,13 @@ class DebianEngine implements Engine {
   async configure(ctx: EngineContext): Promise<string> {
     const { dir } = ctx;
     const { essential, rest } = this.#order!;
-    const inTree = (pkg: PackageInfo) => `${DEBS_IN_TREE}/${this.#path(pkg).slice(ctx.cache.dir.replace(/\/+$/, '').length + 1)}`;
+    const inTree = (pkg: PackageInfo) => this.#plainPath(pkg);
+    this.#plainRest?.catch(() => {});
     const batches = preDependsBatches(rest, this.#plan.arch);
     const dpkg = 'dpkg --force-unsafe-io --force-confold';
     const script = (what: string, lines: string[]) =>
       ['#!/bin/sh', `# nsbox bootstrap: ${what} with the tree's own dpkg`, 'set -e', 'step() { echo "# nsbox: $(date +%s.%N | cut -c1-14) $*"; }', ...lines, ''].join('\n');
     const args = (pkgs: PackageInfo[]) => pkgs.map(inTree).join(' \\\n  ');
-    await mkdir(join(dir, DEBS_IN_TREE), { recursive: true });
     const total = (essential.length * (this.#restored ? 0 : 1) + rest.length) * 2;
     let done = 0;
     const run = (scriptPath: string, what: string) =>
@@ -314,7 +348,6 @@ class DebianEngine implements Engine {
         logFile: join(dir, LOG_IN_TREE),
         what,
         signal: ctx.signal,
-        bindRo: [`${ctx.cache.dir}:${DEBS_IN_TREE}`],
         setenv: existsSync(join(dir, EATMYDATA_IN_TREE)) ? [`LD_PRELOAD=${EATMYDATA_IN_TREE}`] : [],
         onLine: (line) => {
           const m = /^(Unpacking|Setting up) (\S+)/.exec(line);
@@ -331,15 +364,29 @@ class DebianEngine implements Engine {
       await rm(join(dir, ESSENTIAL_SCRIPT));
       if (this.#stageKey) {
         // Listed (and /etc, /var read) now; /usr is read while the remaining packages install.
-        snapshot = await beginSnapshot(ctx.cache, this.#stageKey, dir, { meta: { diverted: this.#diverted } satisfies StageMeta, liveRoots: ['usr'], exclude: [LOG_IN_TREE, MARKER] });
+        const t0 = Date.now();
+        snapshot = await beginSnapshot(ctx.cache, this.#stageKey, dir, {
+          meta: { diverted: this.#diverted } satisfies StageMeta, liveRoots: ['usr'], exclude: [LOG_IN_TREE, MARKER, PLAIN_IN_TREE.slice(1)],
+        });
+        ctx.log('debug', `essential stage listed in ${Date.now() - t0} ms`);
       }
     }
     const lines = batches.map((b, i) => `step batch ${i + 1}\n${dpkg} --install \\\n  ${args(b)}`);
     lines.push('step audit', 'problems=$(dpkg --audit)', 'if [ -n "$problems" ]; then echo "dpkg --audit:"; echo "$problems"; exit 1; fi');
     await writeFile(join(dir, REST_SCRIPT), script('install the remaining packages', lines), { mode: 0o755 });
     try {
-      const [, stored] = await Promise.all([run(REST_SCRIPT, 'install the remaining packages with dpkg'), snapshot?.finish()]);
-      if (snapshot) ctx.log('debug', stored ? 'essential stage stored in the cache' : 'essential stage not cached: the tree changed while it was read');
+      await this.#plainRest;
+    } catch (err) {
+      await snapshot?.abort();
+      throw err;
+    }
+    try {
+      const t0 = Date.now();
+      const [, stored] = await Promise.all([
+        run(REST_SCRIPT, 'install the remaining packages with dpkg').then(() => ctx.log('debug', `remaining packages installed in ${Date.now() - t0} ms`)),
+        snapshot?.finish().then((ok) => (ctx.log('debug', `essential stage ${ok ? 'stored' : 'not stored'} after ${Date.now() - t0} ms`), ok)),
+      ]);
+      if (snapshot && !stored) ctx.log('debug', 'essential stage not cached: the tree changed while it was read');
     } catch (err) {
       await snapshot?.abort();
       throw err;
@@ -352,7 +399,7 @@ class DebianEngine implements Engine {
     const { dir } = ctx;
     const p = this.#plan;
     await allowServices(dir, this.#diverted);
-    for (const f of [EATMYDATA_IN_TREE, ESSENTIAL_SCRIPT, REST_SCRIPT, DEBS_IN_TREE, ...(process.env.NSBOX_KEEP_LOG ? [] : [LOG_IN_TREE])]) await rm(join(dir, f), { recursive: true, force: true });
+    for (const f of [EATMYDATA_IN_TREE, ESSENTIAL_SCRIPT, REST_SCRIPT, PLAIN_IN_TREE, ...(process.env.NSBOX_KEEP_LOG ? [] : [LOG_IN_TREE])]) await rm(join(dir, f), { recursive: true, force: true });
     let sources = renderSources(p.mirrors, this.#suites, p.components);
     if (p.customKeyring) {
       // The tree's apt trusts what this bootstrap trusted.

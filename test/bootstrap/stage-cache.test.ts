@@ -79,6 +79,24 @@ describe('bootstrap/stage-cache', () => {
     assert.deepEqual(readdirSync(join(cache.dir, 'tmp')), []);
   });
 
+  it('leaves out what the next stage adds under the live roots while the snapshot is read', async () => {
+    const src = join(tmp.dir, 'src');
+    makeTree(src);
+    const cache = new Cache({ dir: join(tmp.dir, 'cache') });
+    const key = stageKey({ test: 4 });
+    const snap = await beginSnapshot(cache, key, src, { meta: {}, liveRoots: ['usr'] });
+    await new Promise((r) => setTimeout(r, 20));
+    writeFileSync(join(src, 'usr/bin/added-later'), 'new\n');
+    mkdirSync(join(src, 'usr/share/later'), { recursive: true });
+    assert.equal(await snap.finish(), true);
+    const dest = join(tmp.dir, 'dest');
+    mkdirSync(dest);
+    await restoreStage(cache, key, dest);
+    assert.equal(existsSync(join(dest, 'usr/bin/tool')), true);
+    assert.equal(existsSync(join(dest, 'usr/bin/added-later')), false);
+    assert.equal(existsSync(join(dest, 'usr/share')), false);
+  });
+
   it('does not store a tree with entries tar cannot carry exactly (a FIFO)', async () => {
     const src = join(tmp.dir, 'src');
     makeTree(src);
