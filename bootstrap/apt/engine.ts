@@ -6,7 +6,8 @@
  * Order (debootstrap `scripts/debian-common` second_stage_install,
  * mmdebstrap `run_extract` / `run_essential` / `run_install`):
  *  1. index: InRelease verified against the archive keys, then Packages, for
- *     the release and (stable releases) its -updates and -security suites;
+ *     the release and (stable releases) its -updates and -security suites,
+ *     all at once when the release is named by codename;
  *  2. resolve: the variant's selection, closed over Depends/Pre-Depends;
  *  3. download (shared driver): every .deb, verified, into the cache;
  *  4. unpack: dpkg's database skeleton, then the essential set (Essential:
@@ -24,12 +25,19 @@
  *     in as few calls as their Pre-Depends allow (a Pre-Depends target must
  *     be configured before its dependant is unpacked, so a package whose
  *     Pre-Depends lie among the remaining ones waits for the next call).
- *     Then `dpkg --audit` must be silent. dpkg runs with force-unsafe-io and
- *     with libeatmydata (fetched from the same verified archive, never
- *     installed) preloaded: no fsync while building; the driver syncs the
- *     file system once before marking the tree complete;
+ *     Then `dpkg --audit` must be silent;
  *  6. finish: the services guard undone, apt sources for the mirror and
  *     suites used, an empty machine-id, hostname, caches and lists removed.
+ *
+ * Speed, without changing what dpkg does: dpkg runs with force-unsafe-io
+ * and libeatmydata preloaded (fetched from the same verified archive, never
+ * installed; the driver syncs once before marking the tree complete); dpkg
+ * reads copies of the packages whose data member is stored uncompressed
+ * (written from the verified files while extracting, and for the remaining
+ * packages while dpkg installs the essential set); and the tree after step
+ * 5's first call — a pure function of the essential packages — is kept in
+ * the stage cache (bootstrap/stage-cache.ts), so a rerun restores it and
+ * only installs the remaining packages.
  */
 import { mkdir, rm, writeFile, copyFile, readFile } from 'node:fs/promises';
 import { existsSync, readFileSync } from 'node:fs';
