@@ -61,6 +61,8 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => { process.exitCode = code; },
   (err) => {
+    // Output piped into a reader that left (`nsbox … | head`): end quietly, as SIGPIPE would.
+    if ((err as NodeJS.ErrnoException)?.code === 'EPIPE') { process.exitCode = 141; return; }
     const debug = process.argv.includes('--debug') || !!process.env.NSBOX_DEBUG;
     writeSync(2, formatError(err) + '\n');
     if (debug && err instanceof Error) writeSync(2, `${err.stack}\n`);

@@ -3,6 +3,7 @@
  * native helper, then supervises — console, signals, exit status, and
  * cleanup of everything it made on the host (cgroup, registry entry).
  */
+import { dirname } from 'node:path';
 import { existsSync, writeSync, closeSync, readFileSync, statSync, openSync, constants } from 'node:fs';
 import { linkJournal } from './journal.js';
 import { NsboxError, SetupError, EXIT } from '../errors.js';
@@ -167,7 +168,8 @@ export async function supervise(opts: RunOptions, hooks: SuperviseHooks = {}): P
     if (mount) {
       cgroupDir = createContainerCgroup(mount, `${opts.machine}-${token.slice(0, 8)}`);
       entry.cgroup = cgroupDir;
-      const err = nat.devicePolicy(cgroupDir, DEVICE_RULES);
+      // On the parent of all containers: it applies to each, and is loaded once.
+      const err = nat.devicePolicy(dirname(cgroupDir), DEVICE_RULES);
       if (err) warn(`nsbox: warning: ${err}; device nodes are not restricted in this container`);
     }
     // A guard removes the cgroup and our entry if this process is killed.

@@ -870,7 +870,48 @@ int nsbox_tty_raw(int fd, int raw, char *saved, int savedlen) {
  * policy nspawn applies through its scope unit; it is what stops a root
  * container from mknod-ing the host's disk and mounting it.
  */
+#define POLICY_NAME "nsbox_devices"
+
+/* Whether a program named POLICY_NAME is already attached to the cgroup. */
+static int policy_attached(int cfd) {
+  union bpf_attr attr;
+  uint32_t ids[64];
+  memset(&attr, 0, sizeof attr);
+  attr.query.target_fd = (uint32_t)cfd;
+  attr.query.attach_type = BPF_CGROUP_DEVICE;
+  attr.query.prog_ids = (uint64_t)(uintptr_t)ids;
+  attr.query.prog_cnt = 64;
+  if (syscall(SYS_bpf, BPF_PROG_QUERY, &attr, sizeof attr) < 0) return 0;
+  for (uint32_t i = 0; i < attr.query.prog_cnt && i < 64; i++) {
+    union bpf_attr a2;
+    struct bpf_prog_info info;
+    memset(&a2, 0, sizeof a2);
+    a2.prog_id = ids[i];
+    int pfd = (int)syscall(SYS_bpf, BPF_PROG_GET_FD_BY_ID, &a2, sizeof a2);
+    if (pfd < 0) continue;
+    memset(&info, 0, sizeof info);
+    memset(&a2, 0, sizeof a2);
+    a2.info.bpf_fd = (uint32_t)pfd;
+    a2.info.info_len = sizeof info;
+    a2.info.info = (uint64_t)(uintptr_t)&info;
+    int r = (int)syscall(SYS_bpf, BPF_OBJ_GET_INFO_BY_FD, &a2, sizeof a2);
+    close(pfd);
+    if (r == 0 && !strncmp(info.name, POLICY_NAME, sizeof info.name)) return 1;
+  }
+  return 0;
+}
+
 int nsbox_device_policy(const char *cgroup_dir, const int *rules, int nrules, char *err, int errlen) {
+  /* Attached to the parent of all containers once: cgroup device programs
+   * apply to every descendant, so each container start only checks. */
+  {
+    int cfd = open(cgroup_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (cfd >= 0) {
+      int have = policy_attached(cfd);
+      close(cfd);
+      if (have) return 0;
+    }
+  }
   struct bpf_insn prog[512];
   int n = 0;
   /* r2 = access_type; r3 = type = r2 & 0xffff; r2 = access = r2 >> 16; r4 = major; r5 = minor */
@@ -913,6 +954,7 @@ int nsbox_device_policy(const char *cgroup_dir, const int *rules, int nrules, ch
   attr.insns = (uint64_t)(uintptr_t)prog;
   attr.insn_cnt = (uint32_t)n;
   attr.license = (uint64_t)(uintptr_t)"GPL";
+  memcpy(attr.prog_name, POLICY_NAME, sizeof POLICY_NAME);
   int pfd;
   /* The verifier gives up with EAGAIN when a signal is pending (Node gets
    * SIGCHLD, profilers SIGPROF): retry. */
