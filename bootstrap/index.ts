@@ -23,6 +23,7 @@ import { HttpClient } from './http.js';
 import type { Phase } from './progress.js';
 import type { BootstrapOptions, BootstrapResult, Distribution, Recipe } from './recipe.js';
 import { beginTree, finishTree, inspectTree } from './tree-state.js';
+import { chmod } from 'node:fs/promises';
 
 export type { BootstrapOptions, BootstrapResult, Recipe, PostStep } from './recipe.js';
 
@@ -125,6 +126,10 @@ async function runPhases(recipe: Recipe, target: string, options: BootstrapOptio
     const selection = await phase('resolve', () => engine.resolve(ctx), (s) => s.detail);
     await beginTree(target, engine.summary, { force: options.force });
     marked = true;
+    // The tree's root is the container's /: 0755 like every distribution's
+    // (a directory made by mkdtemp is 0700, and then no unprivileged service
+    // inside — dbus, sshd's privilege separation — can reach anything).
+    await chmod(target, 0o755);
     const files = await phase('download', () => fetchAll(selection.items, { http, cache, signal: options.signal, onProgress: emit }), (r) => {
       const fresh = r.filter((f) => !f.cached);
       return `${fresh.length} downloaded (${formatMiB(fresh.reduce((s, f) => s + (f.item.size ?? 0), 0))}), ${r.length - fresh.length} from the cache`;
