@@ -5,52 +5,12 @@
  * post step never writes through a link onto the host. Users and groups
  * are looked up in the tree's /etc/passwd and /etc/group, not the host's.
  */
-import { chmodSync, chownSync, lstatSync, mkdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { dirname, join, posix } from 'node:path';
+import { chmodSync, chownSync, mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { NsboxError } from '../errors.js';
 
-/**
- * The host path of `path` inside the tree at `root`, following symbolic
- * links the way a chroot would. `followLast: false` leaves a link in the
- * last component unresolved (to replace the link itself).
- *
- * @example
- * resolveInTree('/srv/t', '/etc/resolv.conf') // '/srv/t/run/systemd/resolve/stub-resolv.conf' when that is the link
- */
-export function resolveInTree(root: string, path: string, opts: { followLast?: boolean } = {}): string {
-  const follow = opts.followLast ?? true;
-  let todo = posix.normalize(`/${path}`).split('/').filter(Boolean);
-  const done: string[] = [];
-  let hops = 0;
-  while (todo.length) {
-    const part = todo.shift()!;
-    if (part === '.') continue;
-    if (part === '..') { done.pop(); continue; }
-    const host = join(root, ...done, part);
-    let link: string | undefined;
-    if (todo.length || follow) {
-      try {
-        if (lstatSync(host).isSymbolicLink()) link = readlinkSync(host);
-      } catch { /* missing: the rest is created as named */ }
-    }
-    if (link === undefined) { done.push(part); continue; }
-    if (++hops > 40) throw new NsboxError(`cannot resolve \`${path}\` in the tree: too many levels of symbolic links`);
-    const target = link.split('/').filter(Boolean);
-    if (link.startsWith('/')) done.length = 0;
-    todo = [...target, ...todo];
-  }
-  return join(root, ...done);
-}
-
-/** Reads a file of the tree, or undefined when it does not exist. */
-export function readTreeFile(root: string, path: string): string | undefined {
-  try {
-    return readFileSync(resolveInTree(root, path), 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw e;
-  }
-}
+export { resolveInTree, readTreeFile } from '../runtime/tree.js';
+import { resolveInTree, readTreeFile } from '../runtime/tree.js';
 
 /** Creates the directories of `path` (0755, root) inside the tree. */
 export function mkdirInTree(root: string, path: string, mode = 0o755): string {

@@ -4,37 +4,50 @@
  * host), the way the container itself will see them.
  */
 import { lstatSync, readlinkSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, posix } from 'node:path';
+import { NsboxError } from '../errors.js';
 
-/** Resolves a container path to a host path under `root`, following symlinks inside the tree. */
-export function resolveInTree(root: string, path: string, maxLinks = 40): string | undefined {
-  const parts = path.split('/').filter(Boolean);
+/**
+ * The host path of `path` inside the tree at `root`, following symbolic
+ * links the way a chroot would. `followLast: false` leaves a link in the
+ * last component unresolved (to replace the link itself).
+ *
+ * @example
+ * resolveInTree('/srv/t', '/etc/resolv.conf') // '/srv/t/run/systemd/resolve/stub-resolv.conf' when that is the link
+ */
+export function resolveInTree(root: string, path: string, opts: { followLast?: boolean } = {}): string {
+  const follow = opts.followLast ?? true;
+  let todo = posix.normalize(`/${path}`).split('/').filter(Boolean);
   const done: string[] = [];
-  let links = 0;
-  while (parts.length) {
-    const part = parts.shift()!;
+  let hops = 0;
+  while (todo.length) {
+    const part = todo.shift()!;
     if (part === '.') continue;
     if (part === '..') { done.pop(); continue; }
     const host = join(root, ...done, part);
-    let st;
-    try { st = lstatSync(host); } catch { return undefined; }
-    if (st.isSymbolicLink()) {
-      if (++links > maxLinks) return undefined;
-      const target = readlinkSync(host);
-      if (target.startsWith('/')) done.length = 0;
-      parts.unshift(...target.split('/').filter(Boolean));
-      continue;
+    let link: string | undefined;
+    if (todo.length || follow) {
+      try {
+        if (lstatSync(host).isSymbolicLink()) link = readlinkSync(host);
+      } catch { /* missing: the rest is created as named */ }
     }
-    done.push(part);
+    if (link === undefined) { done.push(part); continue; }
+    if (++hops > 40) throw new NsboxError(`cannot resolve \`${path}\` in the tree: too many levels of symbolic links`);
+    const target = link.split('/').filter(Boolean);
+    if (link.startsWith('/')) done.length = 0;
+    todo = [...target, ...todo];
   }
   return join(root, ...done);
 }
 
-/** Reads a file of the tree as text, or undefined if it does not exist. */
+/** Reads a file of the tree, or undefined when it does not exist. */
 export function readTreeFile(root: string, path: string): string | undefined {
-  const host = resolveInTree(root, path);
-  if (!host) return undefined;
-  try { return readFileSync(host, 'utf8'); } catch { return undefined; }
+  try {
+    return readFileSync(resolveInTree(root, path), 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
 }
 
 /** Whether `path` inside the tree is an executable regular file. */
