@@ -208,14 +208,17 @@ export async function supervise(opts: RunOptions, hooks: SuperviseHooks = {}): P
     if (opts.console === 'interactive' || opts.console === 'read-only') {
       log(`Spawning container ${opts.machine} on ${root}.\nPress Ctrl-] three times within 1s to kill container.`);
     }
-    if (pty) {
+    // The console proxy loads node:tty (and net): set it up once the
+    // container runs, off the start's critical path; the pty buffers output.
+    const attachConsole = async () => {
+      if (!pty || proxy) return;
       const { proxyConsole } = await import('./console.js');
       const masterFd = pty.fd;
       proxy = proxyConsole({
         mode: opts.console, masterFd, setWinsize: (r, c) => nat.setWinsize(masterFd, r, c),
         onKillRequest: () => control.kill(),
       });
-    }
+    };
     for (;;) {
       const started = nat.spawn(wire);
       if ('error' in started) {
@@ -228,6 +231,7 @@ export async function supervise(opts: RunOptions, hooks: SuperviseHooks = {}): P
       entry.leader = started.pid;
       registry.update(entry);
       hooks.onStarted?.({ pid: started.pid, name: opts.machine, uuid });
+      await attachConsole();
       if (!relay && process.env.NOTIFY_SOCKET) (await import('./notify.js')).notifyHost(`READY=1\nMAINPID=${process.pid}`);
       const status = await control.watch(started.pid, () => nat.reap(started.pid));
       const rebooted = opts.boot && !control.stopping && (status & 0x7f) === 1; // init killed by SIGHUP: reboot
