@@ -15,16 +15,12 @@ import { cgroup2Mount, createContainerCgroup, removeCgroup, removeCgroupChildren
 import * as registry from './registry.js';
 import { readTreeFile, resolveInTree, findInit, groupId, isExecutableInTree, lookupUser, resolvConfKind, supplementaryGroups, treeMachineId } from './tree.js';
 
-/** Hooks later features use (boot, journal, notify) without the core knowing them. */
+/** What a caller (CLI, library, activation) adds to a run. */
 export interface SuperviseHooks {
-  /** Extra facts merged into the plan (journal bind, notify socket…). */
-  facts?: (opts: RunOptions, uuid: string) => Partial<PlanFacts>;
   /** Called when a booted container reports READY=1 (systemd finished booting). */
   onReady?: () => void;
   /** Called once the container runs. */
   onStarted?: (info: { pid: number; name: string; uuid: string }) => void;
-  /** Called when the container ended, before cleanup. */
-  onExited?: () => void;
   /** Log a line (stderr by default) unless quiet. */
   log?: (line: string) => void;
   /** Relay SIGTERM/SIGINT/SIGHUP sent to this process (the CLI); library callers use `signal`. */
@@ -202,7 +198,6 @@ export async function supervise(opts: RunOptions, hooks: SuperviseHooks = {}): P
       journal: journal.bind,
       runHostBinds: relay ? [{ source: relay.path, dest: '/run/host/notify' }] : undefined,
       extraEnv: relay ? ['NOTIFY_SOCKET=/run/host/notify'] : undefined,
-      ...hooks.facts?.(opts, uuid),
     };
     const wire = encodePlan(buildPlan(opts, facts));
     if (opts.console === 'interactive' || opts.console === 'read-only') {
@@ -241,7 +236,6 @@ export async function supervise(opts: RunOptions, hooks: SuperviseHooks = {}): P
         continue;
       }
       if (proxy) await drain();
-      hooks.onExited?.();
       return control.exitCode(status);
     }
   } finally {
