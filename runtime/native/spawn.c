@@ -360,6 +360,18 @@ static void fd_path(char *buf, int fd) {
   *q = 0;
 }
 
+/* Changes the flags of the bind mount at path. Reopened by path: an fd taken
+ * before the mount points at the mount point below it. */
+static void remount_in_tree(struct plan *p, const char *path, unsigned long flags) {
+  char msg[1024], target[32];
+  int fd = open_in_tree(path, O_PATH);
+  if (fd < 0) die_child(p, 3, errno, fmt2(msg, sizeof msg, "open mount point", path, "", NULL));
+  fd_path(target, fd);
+  if (mount(NULL, target, NULL, MS_REMOUNT | MS_BIND | flags, NULL) < 0)
+    die_child(p, 3, errno, fmt2(msg, sizeof msg, (flags & MS_RDONLY) ? "remount read-only" : "remount", path, "", NULL));
+  close(fd);
+}
+
 static void apply_op(struct plan *p, struct op *o) {
   char msg[1024], target[32];
   int fd;
@@ -392,15 +404,7 @@ static void apply_op(struct plan *p, struct op *o) {
     unsigned long extra = ((o->n & BIND_RO) ? MS_RDONLY : 0) | ((o->n & BIND_NOSUID) ? MS_NOSUID : 0) |
                           ((o->n & BIND_NODEV) ? MS_NODEV : 0) | ((o->n & BIND_NOEXEC) ? MS_NOEXEC : 0);
     close(fd);
-    if (extra) {
-      /* Reopen: the fd above points at the mount point below the new mount. */
-      fd = open_in_tree(o->b, O_PATH);
-      if (fd < 0) die_child(p, 3, errno, fmt2(msg, sizeof msg, "open mount point", o->b, "", NULL));
-      fd_path(target, fd);
-      if (mount(NULL, target, NULL, MS_REMOUNT | MS_BIND | extra, NULL) < 0)
-        die_child(p, 3, errno, fmt2(msg, sizeof msg, "remount read-only", o->b, "", NULL));
-      close(fd);
-    }
+    if (extra) remount_in_tree(p, o->b, extra);
     return;
   }
   case OP_SYMLINK: {
@@ -449,12 +453,7 @@ static void apply_op(struct plan *p, struct op *o) {
     if (mount(target, target, NULL, MS_BIND | MS_REC, NULL) < 0)
       die_child(p, 3, errno, fmt2(msg, sizeof msg, "bind-mount", o->b, " on ", o->b));
     close(fd);
-    fd = open_in_tree(o->b, O_PATH);
-    if (fd < 0) die_child(p, 3, errno, fmt2(msg, sizeof msg, "open", o->b, "", NULL));
-    fd_path(target, fd);
-    if (mount(NULL, target, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
-      die_child(p, 3, errno, fmt2(msg, sizeof msg, "remount read-only", o->b, "", NULL));
-    close(fd);
+    remount_in_tree(p, o->b, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC);
     return;
   }
   case OP_WRITE: {
