@@ -238,6 +238,8 @@ async function build(out: string, staging: Staging, release: number): Promise<vo
     await execFile('createrepo_c', ['--quiet', '--general-compress-type', repo === 'releases' ? 'gz' : 'xz', dirs[repo]]);
   }
   await rm(top, { recursive: true, force: true });
+  // rpmsign started a gpg-agent per key home: stop them, no daemon outlives the build
+  for (const h of [home, otherHome]) await execFile('gpgconf', ['--homedir', h, '--kill', 'gpg-agent']).catch(() => {});
 }
 
 function serve(root: string): Promise<{ server: Server; port: number }> {
