@@ -21,8 +21,8 @@ interface Result { prompt: number; poweroff: number; rssKiB?: number }
 
 async function bootOnce(cmd: string, args: string[]): Promise<Result> {
   const pty = native().openpty();
-  const { openSync, closeSync } = await import('node:fs');
-  const slave = openSync(pty.path, 'r+');
+  const { closeSync } = await import('node:fs');
+  const slave = pty.slaveFd;
   const master = new tty.ReadStream(pty.fd);
   native().setWinsize(pty.fd, 40, 120);
   let screen = '';

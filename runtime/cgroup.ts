@@ -43,7 +43,7 @@ export const DEVICE_RULES: [number, number, number, number][] = [
 /** Creates `<mount><own>/nsbox/<leaf>` and returns its host path. */
 export function createContainerCgroup(mount: string, leaf: string): string {
   const own = ownCgroup();
-  const dir = join(mount, own, own === '/' ? 'nsbox' : 'nsbox', leaf);
+  const dir = join(mount, own, 'nsbox', leaf);
   mkdirSync(dir, { recursive: true });
   return dir;
 }

@@ -4,13 +4,13 @@
  * Node) and forks into its pid namespace; nsbox relays the console and the
  * exit status like `run` does.
  */
-import { existsSync, openSync, closeSync, constants, readFileSync } from 'node:fs';
+import { existsSync, closeSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { NsboxError, SetupError } from '../errors.js';
 import { DEFAULT_CAPS } from './caps.js';
 import type { ContainerPlan } from './plan.js';
 import { encodePlan } from './wire.js';
-import { native } from './native.js';
+import { native, waitExit } from './native.js';
 import type { MachineEntry } from './registry.js';
 import { isatty } from './isatty.js';
 
@@ -45,8 +45,7 @@ export async function enterMachine(m: MachineEntry, o: EnterOptions): Promise<nu
   const useTty = o.tty ?? (isatty(0) && isatty(1));
   let pty: { fd: number; path: string; slaveFd: number } | undefined;
   if (useTty) {
-    const p = nat.openpty();
-    pty = { ...p, slaveFd: openSync(p.path, constants.O_RDWR | constants.O_NOCTTY) };
+    pty = nat.openpty();
   }
   const plan: ContainerPlan = {
     tree: '', network: false, cgroupNamespace: false, cgroup: joinCgroup(m.cgroup), mounts: [], rootReadOnly: false,
@@ -72,18 +71,7 @@ export async function enterMachine(m: MachineEntry, o: EnterOptions): Promise<nu
   const signals: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP'];
   for (const s of signals) process.on(s, forward);
   try {
-    const status = await new Promise<number>((resolve) => {
-      const check = () => {
-        const st = nat.reap(started.pid);
-        if (st === -1) return;
-        process.off('SIGCHLD', check);
-        clearInterval(timer);
-        resolve(st);
-      };
-      const timer = setInterval(check, 500);
-      process.on('SIGCHLD', check);
-      check();
-    });
+    const status = await waitExit(started.pid);
     if (proxy) await new Promise((r) => setTimeout(r, 30));
     const sig = status & 0x7f;
     return sig ? 128 + sig : (status >> 8) & 0xff;

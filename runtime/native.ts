@@ -5,7 +5,7 @@
  * package entry otherwise.
  */
 import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
+import { constants, existsSync, openSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SetupError } from '../errors.js';
@@ -41,7 +41,8 @@ export interface Native {
   spawn(plan: Buffer): { pid: number } | { error: string; code: number };
   /** Wait status if pid ended, -1 while it runs, -2 if it is not our child. */
   reap(pid: number): number;
-  openpty(): { fd: number; path: string };
+  /** A pty master, its slave's path, and a slave fd held open (so the master never reads EOF across a reboot). */
+  openpty(): { fd: number; path: string; slaveFd: number };
   setWinsize(fd: number, rows: number, cols: number): void;
   devicePolicy(cgroupDir: string, rules: [number, number, number, number][]): string | undefined;
   guard(entries: string[]): { fd: number; pid: number };
@@ -92,7 +93,8 @@ export function native(): Native {
       const name = Buffer.alloc(128);
       const fd = openpty(name, name.length) as number;
       if (fd < 0) throw new SetupError(`cannot allocate a pseudo terminal: errno ${-fd}`);
-      return { fd, path: cstr(name) };
+      const path = cstr(name);
+      return { fd, path, slaveFd: openSync(path, constants.O_RDWR | constants.O_NOCTTY) };
     },
     reap(pid) { return reap(pid) as number; },
     setWinsize(fd, rows, cols) { winsize(fd, rows, cols); },
@@ -128,4 +130,30 @@ export function native(): Native {
     },
   };
   return cached;
+}
+
+/** The poweroff request of a booted systemd: SIGRTMIN+3 (SIGRTMIN is 34 with glibc on Linux). */
+export const SIGRTMIN_3 = 37;
+
+/**
+ * Waits for a child started by the helper: on every SIGCHLD (and once a
+ * second, in case a signal was coalesced away) try to reap it. Node's libuv
+ * reaps only the children it spawned itself. A timer keeps the event loop
+ * alive; signal listeners alone do not.
+ */
+export function waitExit(pid: number): Promise<number> {
+  const nat = native();
+  return new Promise((resolve, reject) => {
+    const check = () => {
+      const st = nat.reap(pid);
+      if (st === -1) return;
+      process.off('SIGCHLD', check);
+      clearInterval(timer);
+      if (st === -2) reject(new SetupError('lost track of the container (not a child of nsbox)'));
+      else resolve(st);
+    };
+    const timer = setInterval(check, 1000);
+    process.on('SIGCHLD', check);
+    check();
+  });
 }

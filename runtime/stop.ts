@@ -2,8 +2,8 @@
 import { readFileSync } from 'node:fs';
 import type { MachineEntry } from './registry.js';
 import { processStart } from './registry.js';
+import { SIGRTMIN_3 } from './native.js';
 
-const SIGRTMIN_3 = 37;
 
 /**
  * Powers a booted machine off (SIGRTMIN+3 to its init) or sends SIGTERM to a

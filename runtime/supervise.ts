@@ -4,13 +4,13 @@
  * cleanup of everything it made on the host (cgroup, registry entry).
  */
 import { dirname } from 'node:path';
-import { existsSync, writeSync, closeSync, readFileSync, statSync, openSync, constants } from 'node:fs';
+import { existsSync, writeSync, closeSync, readFileSync, statSync } from 'node:fs';
 import { linkJournal } from './journal.js';
 import { NsboxError, SetupError, EXIT } from '../errors.js';
 import type { RunOptions } from './options.js';
 import { buildPlan, type PlanFacts } from './plan.js';
 import { encodePlan } from './wire.js';
-import { native } from './native.js';
+import { native, waitExit, SIGRTMIN_3 } from './native.js';
 import { cgroup2Mount, createContainerCgroup, removeCgroup, removeCgroupChildren, DEVICE_RULES } from './cgroup.js';
 import * as registry from './registry.js';
 import { readTreeFile, resolveInTree, findInit, groupId, isExecutableInTree, lookupUser, resolvConfKind, supplementaryGroups, treeMachineId } from './tree.js';
@@ -31,7 +31,6 @@ export interface SuperviseHooks {
   stdio?: [number, number, number];
 }
 
-const SIGRTMIN_3 = 34 + 3; // SIGRTMIN is 34 with glibc on Linux
 
 /** A stable per-machine UUID: the tree's machine-id if set, else derived from tree and name. */
 export function containerUuid(directory: string, machine: string): string {
@@ -124,8 +123,9 @@ export async function supervise(opts: RunOptions, hooks: SuperviseHooks = {}): P
   // Who runs: -u USER, else root (the default shell comes from root's entry).
   let user: PlanFacts['user'];
   const rootEntry = lookupUser(root, 'root');
+  const userEntry = opts.user ? lookupUser(root, opts.user) : rootEntry;
   if (opts.user) {
-    const e = lookupUser(root, opts.user);
+    const e = userEntry;
     if (!e) {
       if (!/^\d+$/.test(opts.user)) throw new SetupError(`user \`${opts.user}\` does not exist in the tree's /etc/passwd`, { hint: 'create it inside the container first (useradd) or pass a numeric uid', exitCode: 125 });
       user = { uid: Number(opts.user), gid: Number(opts.user), groups: [], home: '/', name: opts.user };
@@ -133,7 +133,7 @@ export async function supervise(opts: RunOptions, hooks: SuperviseHooks = {}): P
       user = { uid: e.uid, gid: e.gid, groups: supplementaryGroups(root, e.name), home: e.home, name: e.name };
     }
   }
-  const argv = commandArgv(opts, opts.user ? lookupUser(root, opts.user) : rootEntry);
+  const argv = commandArgv(opts, userEntry);
 
   const token = instanceToken();
   const entry: registry.MachineEntry = {
@@ -175,9 +175,7 @@ export async function supervise(opts: RunOptions, hooks: SuperviseHooks = {}): P
     ]);
 
     if (opts.console !== 'pipe') {
-      const p = nat.openpty();
-      // Holding a slave open keeps the master readable across a reboot.
-      pty = { ...p, slaveFd: openSync(p.path, constants.O_RDWR | constants.O_NOCTTY) };
+      pty = nat.openpty();
     }
     // Readiness: relay the booted system's own READY=1; a one-shot command is ready at once.
     if (opts.boot && (process.env.NOTIFY_SOCKET || hooks.onReady)) {
@@ -228,7 +226,7 @@ export async function supervise(opts: RunOptions, hooks: SuperviseHooks = {}): P
       hooks.onStarted?.({ pid: started.pid, name: opts.machine, uuid });
       await attachConsole();
       if (!relay && process.env.NOTIFY_SOCKET) (await import('./notify.js')).notifyHost(`READY=1\nMAINPID=${process.pid}`);
-      const status = await control.watch(started.pid, () => nat.reap(started.pid));
+      const status = await control.watch(started.pid);
       const rebooted = opts.boot && !control.stopping && (status & 0x7f) === 1; // init killed by SIGHUP: reboot
       if (rebooted) {
         log(`Container ${opts.machine} is being rebooted.`);
@@ -265,10 +263,10 @@ class Control {
   }
 
   /** Waits for the container's first process (pid) to end; resolves with its wait status. */
-  watch(pid: number, reap: () => number): Promise<number> {
+  watch(pid: number): Promise<number> {
     this.pid = pid;
     if (this.hooks.signal?.aborted) this.onAbort();
-    return waitExit(reap);
+    return waitExit(pid);
   }
 
   kill(): void {
@@ -326,27 +324,6 @@ function catches(pid: number, sig: number): boolean {
     const m = /SigCgt:\s*([0-9a-f]+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
     return !!m && (BigInt(`0x${m[1]}`) & (1n << BigInt(sig - 1))) !== 0n;
   } catch { return false; }
-}
-
-/**
- * Waits for the container's first process: on every SIGCHLD (and once a
- * second, in case a signal was coalesced away) try to reap it. A timer keeps
- * the event loop alive; signal listeners alone do not.
- */
-function waitExit(reap: () => number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const check = () => {
-      const st = reap();
-      if (st === -1) return;
-      process.off('SIGCHLD', check);
-      clearInterval(timer);
-      if (st === -2) reject(new SetupError('lost track of the container (not a child of nsbox)'));
-      else resolve(st);
-    };
-    const timer = setInterval(check, 1000);
-    process.on('SIGCHLD', check);
-    check();
-  });
 }
 
 export { EXIT };

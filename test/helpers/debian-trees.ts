@@ -34,11 +34,11 @@ export function hostMirror(): string {
 
 /**
  * A fresh copy of a bootable `suite` tree (variant boot, plus `extra`) with
- * root's password set to `password`. Built by nsbox's own Debian engine;
+ * root's password set to `password` (null: left locked). Built by nsbox's own Debian engine;
  * NSBOX_TEST_TREES=mmdebstrap (or a failing engine, with a warning) uses
  * mmdebstrap instead.
  */
-export async function bootTree(suite: string, password = 'nsbox-test', extra: string[] = []): Promise<string> {
+export async function bootTree(suite: string, password: string | null = 'nsbox-test', extra: string[] = []): Promise<string> {
   mkdirSync(CACHE, { recursive: true });
   const engine = process.env.NSBOX_TEST_TREES !== 'mmdebstrap' && !engineFailed.has(suite);
   const tarball = join(CACHE, `${suite}-boot${extra.length ? `-${extra.join('+')}` : ''}${engine ? '-nsbox' : ''}.tar`);
@@ -68,7 +68,7 @@ export async function bootTree(suite: string, password = 'nsbox-test', extra: st
   const dir = mkdtempSync(join(tmpdir(), `nsbox-${suite}-`));
   chmodSync(dir, 0o755);
   execFileSync('tar', ['-C', dir, '--xattrs', '-xpf', tarball]);
-  execFileSync('chroot', [dir, 'sh', '-c', `echo root:${password} | chpasswd`]);
+  if (password !== null) execFileSync('chroot', [dir, 'sh', '-c', `echo root:${password} | chpasswd`]);
   return dir;
 }
 

@@ -34,6 +34,13 @@ export class Tmux {
       await sleep(100);
     }
   }
+  /** Waits for a prompt, types the answer (if any) and presses Enter. */
+  async answer(prompt: RegExp | string, text?: string, timeoutMs = 30_000): Promise<string> {
+    const screen = await this.waitFor(prompt, timeoutMs);
+    if (text) this.type(text);
+    this.send('Enter');
+    return screen;
+  }
   async waitDead(timeoutMs = 30_000): Promise<number | undefined> {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
