@@ -7,7 +7,15 @@
 // - dist/cli/nsbox.cjs is a small loader that compiles the main file with a
 //   V8 code cache (written after the first run), skipping parse and compile.
 // Commands stay lazy: esbuild wraps each dynamically imported module in an
-// init function. npm packages stay external and load where they are imported.
+// init function. npm packages stay external in the run path's file; the
+// bootstrap file takes the pure-JavaScript ones it uses in (undici,
+// saxes, tar-stream, commander…), so that they too load from one
+// file through the code cache instead of a few hundred files resolved and
+// compiled one by one (measured: undici alone took 95 ms of a bootstrap's
+// start). Native addons (koffi, zstd-napi, node-liblzma), the
+// terminal-only task list and prompts, and openpgp (a megabyte that only
+// Debian's InRelease check loads; RPM signatures are checked by
+// bootstrap/pgp-lite.ts) stay external.
 import { build } from 'esbuild';
 import { readFileSync, writeFileSync, chmodSync, rmSync } from 'node:fs';
 
@@ -33,41 +41,50 @@ const splitBootstrap = {
 
 rmSync('dist/cli', { recursive: true, force: true });
 await build({ ...common, entryPoints: ['bin/nsbox.ts'], outfile: 'dist/cli/main.cjs', plugins: [splitBootstrap] });
-await build({ ...common, entryPoints: ['bin/bootstrap.ts'], outfile: 'dist/cli/bootstrap.cjs' });
+const BOOTSTRAP_EXTERNAL = ['koffi', 'zstd-napi', 'node-liblzma', 'listr2', '@inquirer/*', 'openpgp'];
+await build({ ...common, packages: undefined, external: BOOTSTRAP_EXTERNAL, entryPoints: ['bin/bootstrap.ts'], outfile: 'dist/cli/bootstrap.cjs' });
 
-// vm.Script has no dynamic-import hook on Node 20: load the bootstrap bundle with require.
-const main = 'dist/cli/main.cjs';
-const text = readFileSync(main, 'utf8').replace(/^#!.*\n/, '');
-const patched = text.replace(/\bimport\(("[^"]+")\)/g, 'Promise.resolve().then(() => require($1))');
-if (!patched.includes('require("./bootstrap.cjs")')) throw new Error('bundle: the bootstrap import was not found in main.cjs');
-writeFileSync(main, patched);
+// vm.Script has no dynamic-import hook on Node 20 (and a code-cached script
+// loses the one it was given): external imports become require, which
+// loads ES modules too since Node 20.19 (listr2 and the prompts are ESM).
+for (const file of ['dist/cli/main.cjs', 'dist/cli/bootstrap.cjs']) {
+  const text = readFileSync(file, 'utf8').replace(/^#!.*\n/, '');
+  writeFileSync(file, text.replace(/\bimport\(("[^"]+")\)/g, 'Promise.resolve().then(() => require($1))'));
+}
+if (!readFileSync('dist/cli/main.cjs', 'utf8').includes('require("./bootstrap.cjs")')) throw new Error('bundle: the bootstrap import was not found in main.cjs');
 
 writeFileSync('dist/cli/nsbox.cjs', `#!/usr/bin/env node
 'use strict';
-// Loads main.cjs through a V8 code cache kept beside it (see bin/bundle.mjs).
+// Loads main.cjs (and, for bootstrap, bootstrap.cjs) through V8 code caches
+// kept beside them (see bin/bundle.mjs).
 const fs = require('node:fs');
 const path = require('node:path');
 const vm = require('node:vm');
 const Module = require('node:module');
-const file = path.join(__dirname, 'main.cjs');
-const source = fs.readFileSync(file, 'utf8');
-const cacheFile = path.join(__dirname, '.main.cjs.' + process.version + '.' + process.arch + '.v8cache');
-let cachedData;
-try { cachedData = fs.readFileSync(cacheFile); } catch {}
-const script = new vm.Script(Module.wrap(source), { filename: file, cachedData });
-if (!cachedData || script.cachedDataRejected) {
-  // Written at exit, so the functions this run compiled are in it too.
-  process.once('exit', () => {
-    try {
-      const tmp = cacheFile + '.' + process.pid;
-      fs.writeFileSync(tmp, script.createCachedData());
-      fs.renameSync(tmp, cacheFile);
-    } catch {}
-  });
+function load(name, parent) {
+  const file = path.join(__dirname, name);
+  const source = fs.readFileSync(file, 'utf8');
+  const cacheFile = path.join(__dirname, '.' + name + '.' + process.version + '.' + process.arch + '.v8cache');
+  let cachedData;
+  try { cachedData = fs.readFileSync(cacheFile); } catch {}
+  const script = new vm.Script(Module.wrap(source), { filename: file, cachedData });
+  if (!cachedData || script.cachedDataRejected) {
+    // Written at exit, so the functions this run compiled are in it too.
+    process.once('exit', () => {
+      try {
+        const tmp = cacheFile + '.' + process.pid;
+        fs.writeFileSync(tmp, script.createCachedData());
+        fs.renameSync(tmp, cacheFile);
+      } catch {}
+    });
+  }
+  const mod = new Module(file, parent);
+  mod.filename = file;
+  mod.paths = Module._nodeModulePaths(__dirname);
+  const req = (id) => (id === './bootstrap.cjs' ? load('bootstrap.cjs', mod) : mod.require(id));
+  script.runInThisContext()(mod.exports, req, mod, file, __dirname);
+  return mod.exports;
 }
-const mod = new Module(file, module);
-mod.filename = file;
-mod.paths = Module._nodeModulePaths(__dirname);
-script.runInThisContext()(mod.exports, (id) => mod.require(id), mod, file, __dirname);
+load('main.cjs', module);
 `);
 chmodSync('dist/cli/nsbox.cjs', 0o755);

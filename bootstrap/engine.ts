@@ -48,6 +48,14 @@ export interface Engine {
   index(ctx: EngineContext): Promise<string>;
   /** Resolves the package set (unknown `--include` names fail here). */
   resolve(ctx: EngineContext): Promise<Selection>;
+  /**
+   * Called during the download phase as each file lands in the cache,
+   * verified (`index` into the selection's items), so that an engine can
+   * start unpacking while the rest downloads. Work started here must not
+   * throw out of it: unpack() reports its failures, and dispose() stops it
+   * when the run fails first.
+   */
+  landed?(ctx: EngineContext, index: number, file: FetchResult): void;
   /** Writes the verified files into the tree (the target is marked incomplete by now). */
   unpack(ctx: EngineContext, files: FetchResult[]): Promise<string>;
   /** Lets the tree's own package manager install and configure everything. */

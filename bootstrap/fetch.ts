@@ -40,6 +40,8 @@ export interface FetchOptions {
   onProgress?: ProgressSink;
   /** Minimum ms between two download events (default 100). */
   progressIntervalMs?: number;
+  /** Called as each item is verified and in the cache (downloaded or found), in completion order. */
+  onFile?: (index: number, result: FetchResult) => void;
 }
 
 /**
@@ -81,6 +83,7 @@ export async function fetchAll(items: readonly FetchItem[], opts: FetchOptions):
         const r = await p;
         results[i] = { item, path: r.path, cached: r.cached || dup };
         stats.itemDone(item, results[i].cached);
+        opts.onFile?.(i, results[i]);
       } catch (err) {
         if (firstError === undefined) firstError = err;
         inner.abort(err);

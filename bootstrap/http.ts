@@ -10,7 +10,7 @@ import { open, readFile, stat } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Agent, interceptors, request, type Dispatcher } from 'undici';
+import { Agent, redirect, request, type Dispatcher } from './undici-core.js';
 import { AbortedError, NetworkError } from '../errors.js';
 
 /** Options of an HttpClient; every field has a default. */
@@ -99,7 +99,7 @@ export class HttpClient {
       headersTimeout: this.options.headersTimeoutMs,
       bodyTimeout: this.options.bodyTimeoutMs,
     });
-    this.#dispatcher = this.#agent.compose(interceptors.redirect({ maxRedirections: 5 }));
+    this.#dispatcher = this.#agent.compose(redirect({ maxRedirections: 5 }));
   }
 
   /**

@@ -18,7 +18,7 @@ import { resolve as resolvePath } from 'node:path';
 import { AbortedError, NsboxError, SetupError, UsageError } from '../errors.js';
 import { Cache } from './cache.js';
 import type { Engine, EngineContext, EngineModule } from './engine.js';
-import { fetchAll } from './fetch.js';
+import { fetchAll, type FetchResult } from './fetch.js';
 import { HttpClient } from './http.js';
 import type { Phase } from './progress.js';
 import type { BootstrapOptions, BootstrapResult, Distribution, Recipe } from './recipe.js';
@@ -130,7 +130,8 @@ async function runPhases(recipe: Recipe, target: string, options: BootstrapOptio
     // (a directory made by mkdtemp is 0700, and then no unprivileged service
     // inside — dbus, sshd's privilege separation — can reach anything).
     await chmod(target, 0o755);
-    const files = await phase('download', () => fetchAll(selection.items, { http, cache, signal: options.signal, onProgress: emit }), (r) => {
+    const onFile = engine.landed ? (i: number, f: FetchResult) => engine.landed!(ctx, i, f) : undefined;
+    const files = await phase('download', () => fetchAll(selection.items, { http, cache, signal: options.signal, onProgress: emit, onFile }), (r) => {
       const fresh = r.filter((f) => !f.cached);
       return `${fresh.length} downloaded (${formatMiB(fresh.reduce((s, f) => s + (f.item.size ?? 0), 0))}), ${r.length - fresh.length} from the cache`;
     });

@@ -14,6 +14,7 @@
  * - metalinks: `repo=fedora-N` and `repo=updates-released-fN`.
  */
 import { UsageError, VerifyError } from '../errors.js';
+import { readTrustedKeys, type Certificate, type TrustedKeys } from '../bootstrap/pgp-lite.js';
 
 /**
  * The newest stable release. Fedora 45 shipped in autumn 2026 (releases come
@@ -210,8 +211,7 @@ export function keySources(rel: FedoraRelease, opts: { keyring?: string } = {}):
 export async function loadFedoraKey(
   rel: FedoraRelease,
   opts: { keyring?: string; fetchText?: (url: string) => Promise<string> } = {},
-): Promise<{ key: import('openpgp').PublicKey; source: KeySource }> {
-  const openpgp = await import('openpgp');
+): Promise<{ key: Certificate; keys: TrustedKeys; source: KeySource }> {
   const { readFile } = await import('node:fs/promises');
   const seen: string[] = [];
   for (const source of keySources(rel, opts)) {
@@ -226,20 +226,20 @@ export async function loadFedoraKey(
     } catch {
       continue;
     }
-    let keys: import('openpgp').PublicKey[];
+    let ring: TrustedKeys;
     try {
-      const text = typeof data === 'string' ? data : Buffer.from(data).toString('latin1');
-      keys = text.includes('-----BEGIN PGP')
-        ? await openpgp.readKeys({ armoredKeys: text })
-        : await openpgp.readKeys({ binaryKeys: typeof data === 'string' ? Buffer.from(data, 'latin1') : data });
+      ring = readTrustedKeys([typeof data === 'string' ? Buffer.from(data, 'utf8') : Buffer.from(data)]);
     } catch {
       seen.push(`${source.location} (unreadable)`);
       continue;
     }
-    for (const key of keys) {
-      const fpr = key.getFingerprint().toUpperCase();
-      if (fpr === rel.fingerprint) return { key: key.toPublic(), source };
-      seen.push(`${source.location} (${fpr})`);
+    for (const key of ring.certificates) {
+      if (key.fingerprint === rel.fingerprint) {
+        // only the pinned certificate is trusted, whatever else the file holds
+        const keys = ring.certificates.length === 1 ? ring : { certificates: [key], raw: ring.raw };
+        return { key, keys, source };
+      }
+      seen.push(`${source.location} (${key.fingerprint || 'not a version 4 key'})`);
     }
   }
   throw new VerifyError(`cannot find the Fedora ${rel.number} key with fingerprint ${rel.fingerprint}`, {

@@ -47,10 +47,10 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import type { PublicKey } from 'openpgp';
-import { UsageError, VerifyError } from '../../errors.js';
+import { AbortedError, UsageError, VerifyError } from '../../errors.js';
 import type { Engine, EngineContext, Selection } from '../engine.js';
 import type { FetchItem, FetchResult } from '../fetch.js';
+import { readTrustedKeys, type TrustedKeys } from '../pgp-lite.js';
 import { runInTree } from '../in-tree.js';
 import type { BootstrapOptions, Recipe } from '../recipe.js';
 import type { RecipeSummary } from '../tree-state.js';
@@ -63,7 +63,7 @@ import { nevra, type RpmPackage } from './primary.js';
 import { loadRepo, mergeFilelists, type LoadedRepo } from './repository.js';
 import { PackageIndex, ResolveError, resolve } from './resolve.js';
 import { cleanTree, writeReleasever, writeRepoConfig } from './tree-setup.js';
-import { RpmUnpacker } from './unpack.js';
+import { RpmUnpacker, TreeIds } from './unpack.js';
 
 /** Where the cache is bind-mounted (read-only) inside the tree while rpm runs. */
 const RPMS_IN_TREE = '/var/lib/nsbox/rpms';
@@ -149,11 +149,21 @@ export function hostArch(): string {
 class FedoraEngine implements Engine {
   readonly summary: RecipeSummary & { variant: string };
   #plan: Plan;
-  #keys: PublicKey[] = [];
+  #keys: TrustedKeys = { certificates: [], raw: [] };
   #repos: LoadedRepo[] = [];
   #pool: RpmPackage[] = [];
   #order: RpmPackage[] = [];
+  /** Packages in the order of the selection's items (download order: rpm's closure first). */
+  #items: RpmPackage[] = [];
+  /** rpm's closure (what is extracted before rpm runs). */
+  #first = new Set<RpmPackage>();
   #paths = new Map<RpmPackage, string>();
+  #arrivals = new Map<RpmPackage, Deferred<string>>();
+  #pipeline?: Promise<{ extracted: number }>;
+  #stop = new AbortController();
+  /** Verified so far, and whether the unpack phase (whose progress it is) has begun. */
+  #verified = 0;
+  #unpackPhase = false;
   #forceDebian = false;
 
   constructor(plan: Plan) {
@@ -177,26 +187,28 @@ class FedoraEngine implements Engine {
   }
 
   /** The keys packages must be signed with: the release's pinned key, or every key of a --keyring the user gave. */
-  async #loadKeys(ctx: EngineContext): Promise<PublicKey[]> {
+  async #loadKeys(ctx: EngineContext): Promise<TrustedKeys> {
     const p = this.#plan;
     const rel = p.release;
     if (p.noVerify) {
       ctx.log('warn', 'signature checks are OFF (--no-verify): anyone between you and the mirror can change what gets installed');
-      return [];
+      return { certificates: [], raw: [] };
     }
     if (p.keyring) {
-      const { loadKeyring } = await import('../pgp.js');
-      const data = await readFile(p.keyring);
-      // Fedora's own key files start with a `gpg --list-keys` line before the armored block
-      const at = data.subarray(0, 4096).toString('latin1').indexOf('-----BEGIN PGP');
-      const ring = await loadKeyring(at > 0 ? data.subarray(at) : data);
-      if (!ring.keys.length) throw new VerifyError(`cannot use keyring \`${p.keyring}\`: it holds no key`);
-      if (!ring.fingerprints.includes(rel.fingerprint)) ctx.log('info', `trusting ${ring.fingerprints.join(', ')} from ${p.keyring} (not Fedora ${rel.number}'s key ${rel.fingerprint})`);
-      return ring.keys.map((k) => k.toPublic());
+      let ring: TrustedKeys;
+      try {
+        ring = readTrustedKeys([await readFile(p.keyring)]);
+      } catch (err) {
+        throw new VerifyError(`cannot use keyring \`${p.keyring}\`: ${(err as Error).message.replace(/^cannot read /, 'unreadable ')}`, { hint: 'the keyring file must be an OpenPGP keyring (.gpg) or an armored key (.asc)' });
+      }
+      if (!ring.certificates.length) throw new VerifyError(`cannot use keyring \`${p.keyring}\`: it holds no key`);
+      const fingerprints = ring.certificates.map((c) => c.fingerprint || '(not a version 4 key)');
+      if (!fingerprints.includes(rel.fingerprint)) ctx.log('info', `trusting ${fingerprints.join(', ')} from ${p.keyring} (not Fedora ${rel.number}'s key ${rel.fingerprint})`);
+      return ring;
     }
-    const { key, source } = await loadFedoraKey(rel, { fetchText: (url) => ctx.http.getText(url, { signal: ctx.signal }) });
+    const { keys, source } = await loadFedoraKey(rel, { fetchText: (url) => ctx.http.getText(url, { signal: ctx.signal }) });
     ctx.log('debug', `Fedora ${rel.number} key ${rel.fingerprint} from ${source.location}`);
-    return [key];
+    return keys;
   }
 
   async resolve(ctx: EngineContext): Promise<Selection> {
@@ -215,49 +227,82 @@ class FedoraEngine implements Engine {
       r = run();
     }
     this.#order = r.packages;
+    this.#first = rpmClosure(r.packages);
+    // rpm's closure downloads first, in install order: its extraction starts while the rest arrives
+    this.#items = [...r.packages.filter((pkg) => this.#first.has(pkg)), ...r.packages.filter((pkg) => !this.#first.has(pkg))];
     const base = new Map(this.#repos.map((x) => [x.id, x.base]));
-    const items: FetchItem[] = r.packages.map((pkg) => ({
+    const items: FetchItem[] = this.#items.map((pkg) => ({
       url: `${pkg.locationBase ? pkg.locationBase.replace(/\/*$/, '/') : base.get(pkg.repo!)}${pkg.location}`,
       digest: pkg.checksum, size: pkg.size, name: basename(pkg.location),
     }));
     const packages: Record<string, string> = {};
     for (const pkg of r.packages) packages[pkg.name] = `${pkg.evr.epoch ? `${pkg.evr.epoch}:` : ''}${pkg.evr.version}-${pkg.evr.release}`;
-    const first = rpmClosure(r.packages).size;
+    const first = this.#first.size;
     return { items, packages, detail: `${r.packages.length} packages (${first} for rpm itself)` };
   }
 
+  /** A package file is in the cache, verified against primary's checksum: its checks and extraction may start. */
+  landed(ctx: EngineContext, index: number, file: FetchResult): void {
+    const pkg = this.#items[index]!;
+    this.#paths.set(pkg, file.path);
+    this.#arrival(pkg).resolve(file.path);
+    if (!this.#pipeline) {
+      this.#pipeline = this.#unpackAsTheyLand(ctx);
+      this.#pipeline.catch(() => {}); // reported by unpack()
+    }
+  }
+
   async unpack(ctx: EngineContext, files: FetchResult[]): Promise<string> {
+    files.forEach((f, i) => { if (!this.#paths.has(this.#items[i]!)) this.landed(ctx, i, f); });
+    this.#unpackPhase = true;
+    ctx.emit({ type: 'count', phase: 'unpack', done: this.#verified, total: this.#order.length });
+    const { extracted } = await this.#pipeline!;
+    for (const u of this.#ids.unknown) ctx.log('debug', `${u} is not in the tree yet; owned by root until rpm installs the package`);
+    return `${this.#order.length} packages verified, ${extracted} extracted for rpm to run`;
+  }
+
+  #arrival(pkg: RpmPackage): Deferred<string> {
+    let d = this.#arrivals.get(pkg);
+    if (!d) this.#arrivals.set(pkg, (d = deferred<string>()));
+    return d;
+  }
+
+  #ids = new TreeIds('/');
+
+  /**
+   * Every package's signature and payload digest checked as it lands (two
+   * at a time); meanwhile rpm's closure is extracted in install order, each
+   * package as soon as it and those before it are checked.
+   */
+  async #unpackAsTheyLand(ctx: EngineContext): Promise<{ extracted: number }> {
     const p = this.#plan;
-    this.#order.forEach((pkg, i) => this.#paths.set(pkg, files[i]!.path));
-    const first = rpmClosure(this.#order);
-    const total = this.#order.length;
-    let verifiedCount = 0;
-    // Every package is verified; those rpm needs first, so that extracting them overlaps with checking the rest.
-    const queue = [...this.#order.filter((pkg) => first.has(pkg)), ...this.#order.filter((pkg) => !first.has(pkg))];
-    const checks = new Map<RpmPackage, Promise<RpmFile>>();
+    const stop = AbortSignal.any([this.#stop.signal, ...(ctx.signal ? [ctx.signal] : [])]);
     const limit = limiter(2);
-    for (const pkg of queue) {
-      const check = limit(async () => {
-        ctx.signal?.throwIfAborted();
-        const rpm = await verifyRpm(this.#paths.get(pkg)!, { keys: this.#keys, noSignature: p.noVerify });
+    const checks = new Map<RpmPackage, Promise<RpmFile>>();
+    for (const pkg of this.#items) {
+      const check = this.#arrival(pkg).promise.then((path) => limit(async () => {
+        stop.throwIfAborted();
+        const rpm = await verifyRpm(path, { keys: this.#keys, noSignature: p.noVerify });
         if (rpm.nevra !== nevra(pkg)) {
           throw new VerifyError(`cannot verify ${nevra(pkg)}: the file is ${rpm.nevra}`, { hint: 'the repository metadata and the package disagree; the mirror may be broken' });
         }
-        ctx.emit({ type: 'count', phase: 'unpack', done: ++verifiedCount, total, current: `verified ${pkg.name}` });
+        ++this.#verified;
+        if (this.#unpackPhase) ctx.emit({ type: 'count', phase: 'unpack', done: this.#verified, total: this.#order.length, current: `verified ${pkg.name}` });
         return rpm;
-      });
+      }));
       check.catch(() => {}); // awaited below
       checks.set(pkg, check);
     }
     await mkdir(join(ctx.dir, 'var/lib/nsbox'), { recursive: true, mode: 0o755 });
     const unpacker = new RpmUnpacker(ctx.dir);
+    this.#ids = unpacker.ids;
     let extracted = 0;
     const librpm: string[] = [];
     try {
       for (const pkg of this.#order) {
-        if (!first.has(pkg)) continue;
+        if (!this.#first.has(pkg)) continue;
         const rpm = await checks.get(pkg)!;
-        ctx.signal?.throwIfAborted();
+        stop.throwIfAborted();
         if (!neededByRpm(pkg, rpm)) continue;
         const written = await unpacker.extract(rpm);
         librpm.push(...written.filter((w) => /\/librpm\.so\.\d+$/.test(w)));
@@ -265,13 +310,12 @@ class FedoraEngine implements Engine {
       }
       await unpacker.finish();
     } finally {
-      // nothing is left running when this phase ends, failed or not
+      // nothing is left running when this ends, failed or not
       await Promise.allSettled(checks.values());
     }
     for (const c of checks.values()) await c; // the first failure, if any
     this.#forceDebian = await isDebianRpm(ctx.dir, librpm);
-    for (const u of unpacker.ids.unknown) ctx.log('debug', `${u} is not in the tree yet; owned by root until rpm installs the package`);
-    return `${total} packages verified, ${extracted} extracted for rpm to run`;
+    return { extracted };
   }
 
   async configure(ctx: EngineContext): Promise<string> {
@@ -310,6 +354,10 @@ class FedoraEngine implements Engine {
   }
 
   async dispose(ctx: EngineContext, failed: boolean): Promise<void> {
+    // a failed download leaves packages that never land: stop what waits for them
+    this.#stop.abort(new AbortedError('stopped'));
+    for (const d of this.#arrivals.values()) d.reject(new AbortedError('stopped'));
+    await this.#pipeline?.catch(() => {});
     if (failed && existsSync(join(ctx.dir, LOG_IN_TREE))) ctx.log('info', `the rpm log is ${join(ctx.dir, LOG_IN_TREE)}`);
   }
 }
@@ -386,4 +434,18 @@ function limiter(n: number): <T>(f: () => Promise<T>) => Promise<T> {
       waiting.shift()?.();
     }
   };
+}
+
+interface Deferred<T> {
+  promise: Promise<T>;
+  resolve(v: T): void;
+  reject(e: unknown): void;
+}
+
+function deferred<T>(): Deferred<T> {
+  let resolve!: (v: T) => void;
+  let reject!: (e: unknown) => void;
+  const promise = new Promise<T>((res, rej) => { resolve = res; reject = rej; });
+  promise.catch(() => {}); // a rejection nobody waits for (the run failed first) is not an error
+  return { promise, resolve, reject };
 }

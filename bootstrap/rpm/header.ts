@@ -16,7 +16,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import type { PublicKey } from 'openpgp';
+import { checkSignature, type TrustedKeys } from '../pgp-lite.js';
 import { VerifyError } from '../../errors.js';
 import { createDecompressor, type Compression } from '../decompress.js';
 
@@ -250,8 +250,8 @@ export function scriptlets(h: RpmHeader): { pre?: string; post?: string; preun?:
 
 /** Options for verifyRpm. */
 export interface VerifyOptions {
-  /** The keys the release trusts (openpgp PublicKey objects, e.g. from pgp.ts). */
-  keys: PublicKey[];
+  /** The keys the release trusts (bootstrap/pgp-lite.ts readTrustedKeys). */
+  keys: TrustedKeys;
   /** Skip the signature check (`--no-verify`); digests are still checked. */
   noSignature?: boolean;
 }
@@ -276,7 +276,7 @@ async function hashRange(path: string, start: number, algo: string, end?: number
  * Throws VerifyError naming the package and the key id.
  *
  * @example
- * const keys = [await openpgp.readKey({ armoredKey })];
+ * const keys = readTrustedKeys([await readFile('RPM-GPG-KEY-fedora-40-primary')]);
  * const rpm = await verifyRpm('/var/cache/nsbox/…/bash-5.2.26-1.fc40.x86_64.rpm', { keys });
  */
 export async function verifyRpm(path: string, opts: VerifyOptions): Promise<RpmFile> {
@@ -314,33 +314,71 @@ export async function verifyRpm(path: string, opts: VerifyOptions): Promise<RpmF
   return rpm;
 }
 
-async function checkSignatures(sigs: Buffer[], data: Buffer, keys: PublicKey[], who: string, what: string): Promise<void> {
+/**
+ * At least one of the package's signatures must verify with a trusted key.
+ * Checked by pgp-lite (node:crypto); a signature it does not handle (a
+ * subkey's, DSA, ECDSA, a newer packet version) goes to openpgp.js.
+ */
+async function checkSignatures(sigs: Buffer[], data: Buffer, keys: TrustedKeys, who: string, what: string): Promise<void> {
   if (!sigs.length) throw new VerifyError(`cannot verify ${who}: the package is not signed`, { hint: 'only signed packages are installed; --no-verify skips this check' });
-  const openpgp = await import('openpgp');
-  const message = await openpgp.createMessage({ binary: data });
   const seen: string[] = [];
   for (const raw of sigs) {
-    let signature;
-    try {
-      signature = await openpgp.readSignature({ binarySignature: raw });
-    } catch (e) {
-      throw new VerifyError(`cannot verify ${who}: unreadable ${what} signature (${(e as Error).message})`);
+    const r = checkSignature(data, raw, keys.certificates);
+    if (r.result === 'good') return;
+    if (r.keyId) seen.push(r.keyId);
+    if (r.result === 'unsupported') {
+      if (await checkWithOpenpgp(raw, data, keys, who, what)) return;
+      continue;
     }
-    const ids = signature.getSigningKeyIDs().map((k) => k.toHex());
-    seen.push(...ids);
-    if (!keys.some((k) => k.getKeys().some((sub) => ids.includes(sub.getKeyID().toHex())))) continue;
-    const { signatures } = await openpgp.verify({ message, signature, verificationKeys: keys, format: 'binary' });
-    try {
-      await signatures[0]!.verified;
-      return;
-    } catch (e) {
-      throw new VerifyError(`cannot verify ${who}: bad ${what} signature by key ${ids.join(', ')} (${(e as Error).message})`);
-    }
+    if (r.result === 'unknown-key') continue;
+    if (r.result === 'unusable-key' || r.result === 'expired') throw new VerifyError(`cannot verify ${who}: ${r.why}`, { hint: 'check the system clock, or update the release key' });
+    throw new VerifyError(`cannot verify ${who}: bad ${what} signature${r.keyId ? ` by key ${r.keyId}` : ''} (${r.why})`);
   }
-  const trusted = keys.map((k) => k.getKeyID().toHex()).join(', ') || 'none';
+  const trusted = keys.certificates.map((c) => c.keyId).filter(Boolean).join(', ') || 'none';
   throw new VerifyError(`cannot verify ${who}: signed by key ${seen.join(', ') || 'unknown'}, which is not the release's key (${trusted})`, {
     hint: 'the package does not come from this release, or the mirror serves other packages',
   });
+}
+
+type OpenpgpKeys = import('openpgp').PublicKey[];
+const openpgpKeys = new WeakMap<TrustedKeys, Promise<OpenpgpKeys>>();
+
+/** openpgp.js's verdict on one signature: true when good, false when made by a key it does not hold; throws when bad. */
+async function checkWithOpenpgp(raw: Buffer, data: Buffer, keys: TrustedKeys, who: string, what: string): Promise<boolean> {
+  const openpgp = await import('openpgp');
+  let parsed = openpgpKeys.get(keys);
+  if (!parsed) {
+    parsed = (async () => {
+      const out: OpenpgpKeys = [];
+      for (const r of keys.raw) {
+        const text = r.toString('latin1');
+        const at = text.indexOf('-----BEGIN PGP');
+        const ks = at >= 0 ? await openpgp.readKeys({ armoredKeys: text.slice(at) }) : await openpgp.readKeys({ binaryKeys: new Uint8Array(r) });
+        out.push(...ks.map((k) => k.toPublic()));
+      }
+      // only the certificates the caller trusts (a pinned key's file may hold others)
+      const pinned = new Set(keys.certificates.map((c) => c.fingerprint));
+      return pinned.has('') ? out : out.filter((k) => pinned.has(k.getFingerprint().toUpperCase()));
+    })();
+    openpgpKeys.set(keys, parsed);
+  }
+  const pubs = await parsed;
+  let signature;
+  try {
+    signature = await openpgp.readSignature({ binarySignature: raw });
+  } catch (e) {
+    throw new VerifyError(`cannot verify ${who}: unreadable ${what} signature (${(e as Error).message})`);
+  }
+  const ids = signature.getSigningKeyIDs().map((k) => k.toHex().toUpperCase());
+  if (!pubs.some((k) => k.getKeys().some((sub) => ids.includes(sub.getKeyID().toHex().toUpperCase())))) return false;
+  const message = await openpgp.createMessage({ binary: data });
+  const { signatures } = await openpgp.verify({ message, signature, verificationKeys: pubs, format: 'binary' });
+  try {
+    await signatures[0]!.verified;
+    return true;
+  } catch (e) {
+    throw new VerifyError(`cannot verify ${who}: bad ${what} signature by key ${ids.join(', ')} (${(e as Error).message})`);
+  }
 }
 
 /**

@@ -200,7 +200,7 @@ describe('nsbox bootstrap fedora', function () {
 
     it('a package signed by another key', async () => {
       const r = await variant('m-otherkey', (m) => { copyFileSync(m.otherKeyRpm, testfiles(m, '1.0')); unlinkSync(testfiles(m, '1.1')); });
-      await refused(join(work, 't-otherkey'), ['--include', 'nsbox-testfiles'], /cannot verify nsbox-testfiles-1\.0-1\.fc40\.noarch: signed by key [0-9a-f]+, which is not the release's key/, r, 5);
+      await refused(join(work, 't-otherkey'), ['--include', 'nsbox-testfiles'], /cannot verify nsbox-testfiles-1\.0-1\.fc40\.noarch: signed by key [0-9A-F]{16}, which is not the release's key/, r, 5);
     });
 
     it('an unsigned package', async () => {
@@ -259,7 +259,8 @@ describe('nsbox bootstrap fedora', function () {
         } else {
           const { key, source } = await loadFedoraKey(fedoraRelease(String(n)), { keyring: join(keys, f), fetchText: () => Promise.reject(new Error('offline')) });
           assert.equal(source.kind, 'keyring', f);
-          assert.equal(key.getFingerprint().toUpperCase(), FEDORA_KEY_FINGERPRINTS[n], f);
+          assert.equal(key.fingerprint, FEDORA_KEY_FINGERPRINTS[n], f);
+          assert.equal(key.unusable, undefined, f);
         }
         checked++;
       }

@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, readFileSync, readdirSync, statSync, writeFileSync, copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { readKey, type PublicKey } from 'openpgp';
+import { readTrustedKeys, type TrustedKeys } from '../../../bootstrap/pgp-lite.js';
 import { VerifyError } from '../../../errors.js';
 import { compressionFromName, createDecompressor } from '../../../bootstrap/decompress.js';
 import { parseRepomd, repomdRecord } from '../../../bootstrap/rpm/repomd.js';
@@ -47,14 +47,14 @@ describe('synthetic Fedora repository', function () {
   this.timeout(600_000);
   let repo: TestRepo;
   let work: string;
-  let keys: PublicKey[];
+  let keys: TrustedKeys;
   let pool: RpmPackage[];
 
   before(async function () {
     if (!haveTools) this.skip();
     work = mkdtempSync(join(tmpdir(), 'nsbox-rpmrepo-'));
     repo = await buildFedoraTestRepo(join(work, 'mirror'), { release: 40 });
-    keys = [await readKey({ armoredKey: readFileSync(repo.keyFile, 'utf8') })];
+    keys = readTrustedKeys([readFileSync(repo.keyFile)]);
     pool = await loadPool(repo);
   });
   after(async () => {
@@ -142,10 +142,10 @@ describe('synthetic Fedora repository', function () {
   });
 
   it('refuses a package signed by another key, naming that key, and an unsigned one', async () => {
-    const other = await readKey({ armoredKey: readFileSync(repo.otherKeyFile, 'utf8') });
-    const otherId = other.getKeyID().toHex();
+    const other = readTrustedKeys([readFileSync(repo.otherKeyFile)]);
+    const otherId = other.certificates[0]!.keyId;
     await assert.rejects(verifyRpm(repo.otherKeyRpm, { keys }), (e: unknown) => e instanceof VerifyError && e.message.includes(otherId) && /not the release's key/.test(e.message));
-    await verifyRpm(repo.otherKeyRpm, { keys: [other] });
+    await verifyRpm(repo.otherKeyRpm, { keys: other });
     await assert.rejects(verifyRpm(repo.unsignedRpm, { keys }), /not signed/);
     await verifyRpm(repo.unsignedRpm, { keys, noSignature: true });
   });
