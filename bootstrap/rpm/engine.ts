@@ -287,6 +287,7 @@ class FedoraEngine implements Engine {
           throw new VerifyError(`cannot verify ${nevra(pkg)}: the file is ${rpm.nevra}`, { hint: 'the repository metadata and the package disagree; the mirror may be broken' });
         }
         ++this.#verified;
+        if (process.env.NSBOX_TRACE) process.stderr.write(`trace ${Math.round(performance.now())} verified ${pkg.name}\n`);
         if (this.#unpackPhase) ctx.emit({ type: 'count', phase: 'unpack', done: this.#verified, total: this.#order.length, current: `verified ${pkg.name}` });
         return rpm;
       }));
@@ -304,7 +305,9 @@ class FedoraEngine implements Engine {
         const rpm = await checks.get(pkg)!;
         stop.throwIfAborted();
         if (!neededByRpm(pkg, rpm)) continue;
+        const t0 = performance.now();
         const written = await unpacker.extract(rpm);
+        if (process.env.NSBOX_TRACE) process.stderr.write(`trace ${Math.round(performance.now())} extract ${pkg.name} ${Math.round(performance.now() - t0)}ms\n`);
         librpm.push(...written.filter((w) => /\/librpm\.so\.\d+$/.test(w)));
         extracted++;
       }

@@ -18,12 +18,12 @@ import { open, type FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { checkSignature, type TrustedKeys } from '../pgp-lite.js';
 import { VerifyError } from '../../errors.js';
-import { createDecompressor, type Compression } from '../decompress.js';
+import { createDecompressor, decompressBuffer, type Compression } from '../decompress.js';
 
 /** Tags used here (rpmtag.h). */
 export const TAG = {
   // signature header
-  SIG_SIZE: 1000, SIG_MD5: 1004, SIG_PGP: 1002, SIG_GPG: 1005, SIG_PAYLOADSIZE: 1007,
+  SIG_SIZE: 1000, SIG_MD5: 1004, SIG_LONGARCHIVESIZE: 271, SIG_PGP: 1002, SIG_GPG: 1005, SIG_PAYLOADSIZE: 1007,
   DSAHEADER: 267, RSAHEADER: 268, SHA1HEADER: 269, LONGSIGSIZE: 270, SHA256HEADER: 273, OPENPGP: 278,
   // main header
   NAME: 1000, VERSION: 1001, RELEASE: 1002, EPOCH: 1003, SUMMARY: 1004, ARCH: 1022,
@@ -396,4 +396,36 @@ export async function payloadStream(rpm: RpmFile): Promise<Readable> {
   const input = createReadStream(rpm.path, { start: rpm.payloadStart, highWaterMark: 1 << 20 });
   input.on('error', (e) => dec.destroy(e));
   return input.pipe(dec);
+}
+
+/** Payloads whose cpio archive is at most this big are decompressed in one call (decompressBuffer) rather than streamed. */
+const ONE_SHOT_LIMIT = 64 << 20;
+
+/**
+ * The decompressed cpio payload as one buffer when it is small enough to
+ * hold (the signature header states its size), else as a stream. A damaged
+ * payload is left to the stream to report.
+ *
+ * @example
+ * await extractCpio(await payloadData(rpm), tree);
+ */
+export async function payloadData(rpm: RpmFile): Promise<Readable | Buffer[]> {
+  const size = rpm.signature.nums(TAG.SIG_LONGARCHIVESIZE)[0] ?? rpm.signature.nums(TAG.SIG_PAYLOADSIZE)[0];
+  const format = rpm.header.str(TAG.PAYLOADFORMAT) ?? 'cpio';
+  if (size !== undefined && size <= ONE_SHOT_LIMIT && format === 'cpio') {
+    const fh = await open(rpm.path, 'r');
+    let raw: Buffer;
+    try {
+      raw = await readExactly(fh, rpm.payloadStart, rpm.fileSize - rpm.payloadStart, rpm.nevra);
+    } finally {
+      await fh.close();
+    }
+    try {
+      const out = await decompressBuffer(raw, payloadCompression(rpm));
+      if (out.length === size) return [out];
+    } catch {
+      /* the stream below reports it */
+    }
+  }
+  return payloadStream(rpm);
 }

@@ -14,7 +14,7 @@ import { CAPABILITIES } from '../../runtime/caps.js';
 import { VerifyError } from '../../errors.js';
 import { extractCpio } from '../archive/cpio.js';
 import { TreeWriter, entryComponents, type EntryData, type TreeEntry } from '../archive/writer.js';
-import { fileEntries, payloadStream, type RpmFile, type RpmFileEntry } from './header.js';
+import { fileEntries, payloadData, type RpmFile, type RpmFileEntry } from './header.js';
 
 /** User and group names of a tree, from its /etc/passwd and /etc/group. */
 export class TreeIds {
@@ -99,7 +99,7 @@ export class RpmUnpacker {
   async extract(rpm: RpmFile): Promise<string[]> {
     const files = fileEntries(rpm.header);
     this.#writer.meta = new Map(files.map((f) => [f.path, f]));
-    const written = await extractCpio(await payloadStream(rpm), this.root, { writer: this.#writer });
+    const written = await extractCpio(await payloadData(rpm), this.root, { writer: this.#writer });
     // setup ships passwd and group: later packages' owners are looked up in them
     if (files.some((f) => f.path === '/etc/passwd' || f.path === '/etc/group')) {
       await this.#writer.finish();
