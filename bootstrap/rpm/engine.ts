@@ -64,6 +64,7 @@ import { loadRepo, mergeFilelists, type LoadedRepo } from './repository.js';
 import { PackageIndex, ResolveError, resolve } from './resolve.js';
 import { cleanTree, writeReleasever, writeRepoConfig } from './tree-setup.js';
 import { RpmUnpacker, TreeIds } from './unpack.js';
+import { findRuntime, linkRuntime, newRuntime, releaseRuntime, runtimeKey, type LinkedRuntime } from './runtime-cache.js';
 
 /** Where the cache is bind-mounted (read-only) inside the tree while rpm runs. */
 const RPMS_IN_TREE = '/var/lib/nsbox/rpms';
@@ -109,8 +110,8 @@ interface Plan {
  * @example
  * const engine = await createEngine({ distribution: 'fedora', release: '40', mirror: 'http://127.0.0.1:8080/' }, {});
  */
-export async function createEngine(recipe: Recipe, _options: BootstrapOptions): Promise<Engine> {
-  return new FedoraEngine(planFor(recipe));
+export async function createEngine(recipe: Recipe, options: BootstrapOptions): Promise<Engine> {
+  return new FedoraEngine(planFor(recipe), options.stageCache !== false);
 }
 
 function planFor(recipe: Recipe): Plan {
@@ -159,15 +160,21 @@ class FedoraEngine implements Engine {
   #first = new Set<RpmPackage>();
   #paths = new Map<RpmPackage, string>();
   #arrivals = new Map<RpmPackage, Deferred<string>>();
-  #pipeline?: Promise<{ extracted: number }>;
+  #pipeline?: Promise<{ extracted: number; linked: number }>;
   #stop = new AbortController();
   /** Verified so far, and whether the unpack phase (whose progress it is) has begun. */
   #verified = 0;
   #unpackPhase = false;
   #forceDebian = false;
 
-  constructor(plan: Plan) {
+  /** Whether rpm's runtime may come from (and go into) the cache (--no-stage-cache says no). */
+  #runtimeCache: boolean;
+  /** rpm's runtime as linked from the cache, until rpm has replaced it. */
+  #linked?: LinkedRuntime;
+
+  constructor(plan: Plan, runtimeCache: boolean) {
     this.#plan = plan;
+    this.#runtimeCache = runtimeCache;
     this.summary = {
       distribution: 'fedora', release: plan.release.releasever, arch: plan.arch, variant: plan.variant,
       mirror: plan.mirror ?? plan.metalink ?? 'metalink',
@@ -256,9 +263,10 @@ class FedoraEngine implements Engine {
     files.forEach((f, i) => { if (!this.#paths.has(this.#items[i]!)) this.landed(ctx, i, f); });
     this.#unpackPhase = true;
     ctx.emit({ type: 'count', phase: 'unpack', done: this.#verified, total: this.#order.length });
-    const { extracted } = await this.#pipeline!;
+    const { extracted, linked } = await this.#pipeline!;
     for (const u of this.#ids.unknown) ctx.log('debug', `${u} is not in the tree yet; owned by root until rpm installs the package`);
-    return `${this.#order.length} packages verified, ${extracted} extracted for rpm to run`;
+    const runtime = linked ? `rpm's runtime (${extracted ? `${extracted} packages extracted into the cache, ` : ''}${linked} files) linked from the cache` : `${extracted} extracted for rpm to run`;
+    return `${this.#order.length} packages verified, ${runtime}`;
   }
 
   #arrival(pkg: RpmPackage): Deferred<string> {
@@ -274,7 +282,7 @@ class FedoraEngine implements Engine {
    * at a time); meanwhile rpm's closure is extracted in install order, each
    * package as soon as it and those before it are checked.
    */
-  async #unpackAsTheyLand(ctx: EngineContext): Promise<{ extracted: number }> {
+  async #unpackAsTheyLand(ctx: EngineContext): Promise<{ extracted: number; linked: number }> {
     const p = this.#plan;
     const stop = AbortSignal.any([this.#stop.signal, ...(ctx.signal ? [ctx.signal] : [])]);
     const limit = limiter(2);
@@ -287,7 +295,6 @@ class FedoraEngine implements Engine {
           throw new VerifyError(`cannot verify ${nevra(pkg)}: the file is ${rpm.nevra}`, { hint: 'the repository metadata and the package disagree; the mirror may be broken' });
         }
         ++this.#verified;
-        if (process.env.NSBOX_TRACE) process.stderr.write(`trace ${Math.round(performance.now())} verified ${pkg.name}\n`);
         if (this.#unpackPhase) ctx.emit({ type: 'count', phase: 'unpack', done: this.#verified, total: this.#order.length, current: `verified ${pkg.name}` });
         return rpm;
       }));
@@ -295,30 +302,69 @@ class FedoraEngine implements Engine {
       checks.set(pkg, check);
     }
     await mkdir(join(ctx.dir, 'var/lib/nsbox'), { recursive: true, mode: 0o755 });
-    const unpacker = new RpmUnpacker(ctx.dir);
-    this.#ids = unpacker.ids;
     let extracted = 0;
-    const librpm: string[] = [];
+    let librpm: string[] = [];
     try {
-      for (const pkg of this.#order) {
-        if (!this.#first.has(pkg)) continue;
-        const rpm = await checks.get(pkg)!;
-        stop.throwIfAborted();
-        if (!neededByRpm(pkg, rpm)) continue;
-        const t0 = performance.now();
-        const written = await unpacker.extract(rpm);
-        if (process.env.NSBOX_TRACE) process.stderr.write(`trace ${Math.round(performance.now())} extract ${pkg.name} ${Math.round(performance.now() - t0)}ms\n`);
-        librpm.push(...written.filter((w) => /\/librpm\.so\.\d+$/.test(w)));
-        extracted++;
+      // rpm's runtime: linked from the cache when an identical one was extracted before, else extracted (into the cache when it can be written)
+      const closure = this.#order.filter((pkg) => this.#first.has(pkg));
+      const key = runtimeKey(p.arch, closure.map((pkg) => ({ nevra: nevra(pkg), sha256: `${pkg.checksum.algo}:${pkg.checksum.hex}` })));
+      let runtime = this.#runtimeCache ? await findRuntime(ctx.cache, key) : undefined;
+      if (!runtime) {
+        const fresh = this.#runtimeCache ? await newRuntime(ctx.cache, key) : undefined;
+        try {
+          ({ extracted, librpm } = await this.#extractRuntime(closure, checks, fresh?.dir ?? ctx.dir, stop));
+        } catch (err) {
+          await fresh?.discard();
+          throw err;
+        }
+        if (fresh) runtime = await fresh.commit();
       }
-      await unpacker.finish();
+      if (runtime) {
+        try {
+          this.#linked = linkRuntime(runtime, ctx.dir);
+          librpm = this.#linked.files.map((f) => `/${f.rel}`).filter((f) => /\/librpm\.so\.\d+$/.test(f));
+          this.#forceDebian = await isDebianRpm(ctx.dir, librpm);
+        } catch (err) {
+          // the cache is on another file system (or refuses links): extract into the tree after all
+          ctx.log('debug', `rpm's runtime not linked from the cache (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); extracting it`);
+          if (this.#linked) await releaseRuntime(this.#linked, ctx.dir);
+          this.#linked = undefined;
+          ({ extracted, librpm } = await this.#extractRuntime(closure, checks, ctx.dir, stop));
+        }
+      }
+      if (!this.#linked) this.#forceDebian = await isDebianRpm(ctx.dir, librpm);
     } finally {
       // nothing is left running when this ends, failed or not
       await Promise.allSettled(checks.values());
     }
     for (const c of checks.values()) await c; // the first failure, if any
-    this.#forceDebian = await isDebianRpm(ctx.dir, librpm);
-    return { extracted };
+    return { extracted, linked: this.#linked?.files.length ?? 0 };
+  }
+
+  /** The tree shares no inode with the cache any more (rpm replaced the linked files; what it did not is copied). */
+  async #releaseRuntime(ctx: EngineContext): Promise<void> {
+    const linked = this.#linked;
+    if (!linked) return;
+    this.#linked = undefined;
+    if (!(await releaseRuntime(linked, ctx.dir))) ctx.log('debug', "rpm's cached runtime was written through a link; dropped from the cache");
+  }
+
+  /** Extracts the closure packages rpm's process needs into `dir`, each as soon as it is checked, in install order. */
+  async #extractRuntime(closure: RpmPackage[], checks: Map<RpmPackage, Promise<RpmFile>>, dir: string, stop: AbortSignal): Promise<{ extracted: number; librpm: string[] }> {
+    const unpacker = new RpmUnpacker(dir);
+    this.#ids = unpacker.ids;
+    let extracted = 0;
+    const librpm: string[] = [];
+    for (const pkg of closure) {
+      const rpm = await checks.get(pkg)!;
+      stop.throwIfAborted();
+      if (!neededByRpm(pkg, rpm)) continue;
+      const written = await unpacker.extract(rpm);
+      librpm.push(...written.filter((w) => /\/librpm\.so\.\d+$/.test(w)));
+      extracted++;
+    }
+    await unpacker.finish();
+    return { extracted, librpm };
   }
 
   async configure(ctx: EngineContext): Promise<string> {
@@ -343,6 +389,7 @@ class FedoraEngine implements Engine {
         if (name) ctx.emit({ type: 'count', phase: 'configure', done: ++done, total, current: name });
       },
     });
+    await this.#releaseRuntime(ctx);
     return `${total} packages installed by rpm`;
   }
 
@@ -361,6 +408,7 @@ class FedoraEngine implements Engine {
     this.#stop.abort(new AbortedError('stopped'));
     for (const d of this.#arrivals.values()) d.reject(new AbortedError('stopped'));
     await this.#pipeline?.catch(() => {});
+    await this.#releaseRuntime(ctx).catch(() => {});
     if (failed && existsSync(join(ctx.dir, LOG_IN_TREE))) ctx.log('info', `the rpm log is ${join(ctx.dir, LOG_IN_TREE)}`);
   }
 }

@@ -10,9 +10,9 @@
  * lives in this process and must keep answering meanwhile.
  */
 import assert from 'node:assert/strict';
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -175,6 +175,48 @@ describe('nsbox bootstrap fedora', function () {
     assert.equal(res.cachedFiles, Object.keys(res.packages).length);
     assert.deepEqual(res.packages, resultOf(first).packages);
     assert.match(readFileSync(join(dir, 'etc/yum.repos.d/fedora.repo'), 'utf8'), /^metalink=http:\/\/127\.0\.0\.1:\d+\/metalink\/fedora-\$releasever\.xml\?arch=\$basearch$/m);
+  });
+
+  it("links rpm's runtime from the cache on a rerun, and the trees share no inode with the cache", async () => {
+    const dir = join(work, 'f40-linked');
+    const r = await bootstrap(dir, ['--include', 'nsbox-testfiles', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const unpacked = r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l)).find((e) => e.type === 'phase' && e.phase === 'unpack' && e.status === 'done');
+    assert.match(unpacked.detail, /rpm's runtime \(\d+ files\) linked from the cache/);
+    const runtimes = readdirSync(join(cache, 'rpm-runtime')).filter((n) => !n.startsWith('.'));
+    assert.equal(runtimes.length, 1);
+    const cached = new Set<number>();
+    for (const e of readdirSync(join(cache, 'rpm-runtime', runtimes[0]!), { recursive: true, withFileTypes: true })) {
+      if (e.isFile()) cached.add(lstatSync(join(e.parentPath, e.name)).ino);
+    }
+    assert.ok(cached.size > 10);
+    for (const t of [tree, dir]) {
+      for (const e of readdirSync(t, { recursive: true, withFileTypes: true })) {
+        if (e.isFile()) assert.ok(!cached.has(lstatSync(join(e.parentPath, e.name)).ino), `${join(e.parentPath, e.name)} is linked to the cache`);
+      }
+    }
+    const q = await inTree(dir, 'rpm -qa | sort; rpm -V nsbox-testfiles glibc rpm && echo VERIFIED');
+    assert.equal(q.code, 0, q.stderr);
+    assert.match(q.stdout, /VERIFIED/);
+    assert.deepEqual(q.stdout.split('\n').filter((l) => l && l !== 'VERIFIED'), (await inTree(tree, 'rpm -qa | sort')).stdout.split('\n').filter(Boolean));
+  });
+
+  it("extracts rpm's runtime into the tree when the cache is on another file system", async () => {
+    const other = join(work, 'cache-tmpfs');
+    mkdirSync(other, { recursive: true });
+    execFileSync('mount', ['-t', 'tmpfs', 'nsbox-test', other]);
+    try {
+      cpSync(join(cache, 'by-sha256'), join(other, 'by-sha256'), { recursive: true });
+      for (const round of [1, 2]) {
+        const dir = join(work, `f40-exdev-${round}`);
+        const r = await bootstrap(dir, ['--include', 'nsbox-testfiles', '--json'], repo, other);
+        assert.equal(r.code, 0, r.stderr);
+        const q = await inTree(dir, 'rpm -V nsbox-testfiles glibc rpm && echo VERIFIED');
+        assert.match(q.stdout, /VERIFIED/, q.stderr);
+      }
+    } finally {
+      execFileSync('umount', ['-l', other]);
+    }
   });
 
   describe('refuses, in one line, leaving the tree incomplete', () => {
