@@ -351,7 +351,7 @@ class FedoraEngine implements Engine {
 
   /** Extracts the closure packages rpm's process needs into `dir`, each as soon as it is checked, in install order. */
   async #extractRuntime(closure: RpmPackage[], checks: Map<RpmPackage, Promise<RpmFile>>, dir: string, stop: AbortSignal): Promise<{ extracted: number; librpm: string[] }> {
-    const unpacker = new RpmUnpacker(dir);
+    const unpacker = new RpmUnpacker(dir, { skipDirectories: true });
     this.#ids = unpacker.ids;
     let extracted = 0;
     const librpm: string[] = [];
@@ -375,6 +375,7 @@ class FedoraEngine implements Engine {
     // Signatures and digests were checked against the pinned key in unpack (the tree has no key imported yet).
     const command = ['rpm', '-i', '-v', '--nosignature', '--nodigest', ...(this.#forceDebian ? ['--force-debian'] : []), ...this.#order.map(inTree)];
     await mkdir(join(dir, RPMS_IN_TREE), { recursive: true });
+    await mkdir(join(dir, LOG_IN_TREE, '..'), { recursive: true, mode: 0o755 });
     const names = new Map(this.#order.map((pkg) => [nevra(pkg), pkg.name]));
     const total = this.#order.length;
     let done = 0;

@@ -66,8 +66,14 @@ async function readIds(path: string, field: number): Promise<Map<string, number>
 class RpmTreeWriter extends TreeWriter {
   meta = new Map<string, RpmFileEntry>();
   ids!: TreeIds;
+  /** Leave out directory entries (parents are still made, 0755): see RpmUnpacker. */
+  skipDirectories = false;
 
   override async add(entry: TreeEntry, data?: EntryData): Promise<void> {
+    if (this.skipDirectories && entry.kind === 'directory') {
+      if (data && !Buffer.isBuffer(data)) for await (const _ of data) void _;
+      return;
+    }
     const h = this.meta.get(`/${entryComponents(entry.path).join('/')}`);
     if (h) {
       entry = { ...entry, mode: h.mode & 0o7777, mtime: h.mtime, uid: this.ids.uid(h.user), gid: this.ids.gid(h.group) };
@@ -89,8 +95,15 @@ export class RpmUnpacker {
   readonly #writer: RpmTreeWriter;
   readonly ids: TreeIds;
 
-  constructor(readonly root: string) {
+  /**
+   * `skipDirectories`: write no directory entry, only what lies in them
+   * (their parents made as needed, 0755). For rpm's runtime: a Fedora
+   * `filesystem` package is some two thousand directories rpm creates
+   * anyway, with their real modes, when it installs the package.
+   */
+  constructor(readonly root: string, opts: { skipDirectories?: boolean } = {}) {
     this.#writer = new RpmTreeWriter(root);
+    this.#writer.skipDirectories = !!opts.skipDirectories;
     this.ids = new TreeIds(root);
     this.#writer.ids = this.ids;
   }
