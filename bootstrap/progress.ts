@@ -139,3 +139,14 @@ export function formatDownload(e: DownloadEvent): string {
   const cached = e.cachedItems ? ` (${e.cachedItems} cached)` : '';
   return `${formatBytes(e.bytes)}${total}, ${e.items}/${e.totalItems} files${cached}, ${formatBytes(e.rate)}/s`;
 }
+
+/**
+ * A count with thousands separators, `66,548` (toLocaleString would load
+ * ICU's locale data: 20 ms of a bootstrap, measured).
+ *
+ * @example
+ * formatCount(66548); // '66,548'
+ */
+export function formatCount(n: number): string {
+  return String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+}

@@ -46,6 +46,7 @@ import { fileURLToPath } from 'node:url';
 import { NsboxError, UsageError } from '../../errors.js';
 import type { Engine, EngineContext, Selection } from '../engine.js';
 import type { FetchItem, FetchResult } from '../fetch.js';
+import { formatCount } from '../progress.js';
 import { loadKeyringFiles, type Keyring } from '../pgp.js';
 import type { BootstrapOptions, Recipe } from '../recipe.js';
 import type { RecipeSummary } from '../tree-state.js';
@@ -231,7 +232,7 @@ class DebianEngine implements Engine {
     this.summary.release = releaseFromArchive(p.requested, loaded[0].trusted.release).codename;
     this.#universe = u;
     const n = loaded.reduce((sum, l) => sum + l.packages, 0);
-    return `${this.#suites.map((s) => s.suite).join(', ')}: ${n.toLocaleString('en')} packages`;
+    return `${this.#suites.map((s) => s.suite).join(', ')}: ${formatCount(n)} packages`;
   }
 
   async resolve(ctx: EngineContext): Promise<Selection> {

@@ -50,6 +50,7 @@ import { basename, join } from 'node:path';
 import { AbortedError, UsageError, VerifyError } from '../../errors.js';
 import type { Engine, EngineContext, Selection } from '../engine.js';
 import type { FetchItem, FetchResult } from '../fetch.js';
+import { formatCount } from '../progress.js';
 import { readTrustedKeys, type TrustedKeys } from '../pgp-lite.js';
 import { runInTree } from '../in-tree.js';
 import type { BootstrapOptions, Recipe } from '../recipe.js';
@@ -171,6 +172,8 @@ class FedoraEngine implements Engine {
   #runtimeCache: boolean;
   /** rpm's runtime as linked from the cache, until rpm has replaced it. */
   #linked?: LinkedRuntime;
+  /** A runtime to put into the cache while rpm runs (it was extracted into the tree this time). */
+  #fill?: { key: string; closure: RpmPackage[]; checks: Map<RpmPackage, Promise<RpmFile>> };
 
   constructor(plan: Plan, runtimeCache: boolean) {
     this.#plan = plan;
@@ -190,7 +193,7 @@ class FedoraEngine implements Engine {
     this.#keys = keys;
     this.#repos = loaded;
     this.#pool = this.#repos.flatMap((r) => r.packages);
-    return `${this.#repos.map((r) => r.id).join(', ')}: ${this.#pool.length.toLocaleString('en')} packages`;
+    return `${this.#repos.map((r) => r.id).join(', ')}: ${formatCount(this.#pool.length)} packages`;
   }
 
   /** The keys packages must be signed with: the release's pinned key, or every key of a --keyring the user gave. */
@@ -305,34 +308,25 @@ class FedoraEngine implements Engine {
     let extracted = 0;
     let librpm: string[] = [];
     try {
-      // rpm's runtime: linked from the cache when an identical one was extracted before, else extracted (into the cache when it can be written)
+      // rpm's runtime: linked from the cache when an identical one was extracted before; else extracted
+      // into the tree, and into the cache while rpm runs (configure)
       const closure = this.#order.filter((pkg) => this.#first.has(pkg));
       const key = runtimeKey(p.arch, closure.map((pkg) => ({ nevra: nevra(pkg), sha256: `${pkg.checksum.algo}:${pkg.checksum.hex}` })));
-      let runtime = this.#runtimeCache ? await findRuntime(ctx.cache, key) : undefined;
-      if (!runtime) {
-        const fresh = this.#runtimeCache ? await newRuntime(ctx.cache, key) : undefined;
-        try {
-          ({ extracted, librpm } = await this.#extractRuntime(closure, checks, fresh?.dir ?? ctx.dir, stop));
-        } catch (err) {
-          await fresh?.discard();
-          throw err;
-        }
-        if (fresh) runtime = await fresh.commit();
-      }
+      const runtime = this.#runtimeCache ? await findRuntime(ctx.cache, key) : undefined;
       if (runtime) {
         try {
           this.#linked = linkRuntime(runtime, ctx.dir);
           librpm = this.#linked.files.map((f) => `/${f.rel}`).filter((f) => /\/librpm\.so\.\d+$/.test(f));
-          this.#forceDebian = await isDebianRpm(ctx.dir, librpm);
         } catch (err) {
           // the cache is on another file system (or refuses links): extract into the tree after all
           ctx.log('debug', `rpm's runtime not linked from the cache (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); extracting it`);
-          if (this.#linked) await releaseRuntime(this.#linked, ctx.dir);
-          this.#linked = undefined;
           ({ extracted, librpm } = await this.#extractRuntime(closure, checks, ctx.dir, stop));
         }
+      } else {
+        ({ extracted, librpm } = await this.#extractRuntime(closure, checks, ctx.dir, stop));
+        if (this.#runtimeCache) this.#fill = { key, closure, checks };
       }
-      if (!this.#linked) this.#forceDebian = await isDebianRpm(ctx.dir, librpm);
+      this.#forceDebian = await isDebianRpm(ctx.dir, librpm);
     } finally {
       // nothing is left running when this ends, failed or not
       await Promise.allSettled(checks.values());
@@ -350,9 +344,9 @@ class FedoraEngine implements Engine {
   }
 
   /** Extracts the closure packages rpm's process needs into `dir`, each as soon as it is checked, in install order. */
-  async #extractRuntime(closure: RpmPackage[], checks: Map<RpmPackage, Promise<RpmFile>>, dir: string, stop: AbortSignal): Promise<{ extracted: number; librpm: string[] }> {
+  async #extractRuntime(closure: RpmPackage[], checks: Map<RpmPackage, Promise<RpmFile>>, dir: string, stop: AbortSignal, intoTree = true): Promise<{ extracted: number; librpm: string[] }> {
     const unpacker = new RpmUnpacker(dir, { skipDirectories: true });
-    this.#ids = unpacker.ids;
+    if (intoTree) this.#ids = unpacker.ids;
     let extracted = 0;
     const librpm: string[] = [];
     for (const pkg of closure) {
@@ -378,6 +372,21 @@ class FedoraEngine implements Engine {
     await mkdir(join(dir, LOG_IN_TREE, '..'), { recursive: true, mode: 0o755 });
     const names = new Map(this.#order.map((pkg) => [nevra(pkg), pkg.name]));
     const total = this.#order.length;
+    // rpm runs in its own process: meanwhile this one puts rpm's runtime into the cache for the next bootstrap
+    const fill = this.#fillRuntime(ctx);
+    try {
+      await this.#installWithRpm(ctx, command, names);
+    } finally {
+      await fill;
+    }
+    await this.#releaseRuntime(ctx);
+    return `${total} packages installed by rpm`;
+  }
+
+  async #installWithRpm(ctx: EngineContext, command: string[], names: Map<string, string>): Promise<void> {
+    const { dir } = ctx;
+    const cacheDir = ctx.cache.dir.replace(/\/+$/, '');
+    const total = this.#order.length;
     let done = 0;
     await runInTree(dir, command, {
       logFile: join(dir, LOG_IN_TREE),
@@ -390,8 +399,22 @@ class FedoraEngine implements Engine {
         if (name) ctx.emit({ type: 'count', phase: 'configure', done: ++done, total, current: name });
       },
     });
-    await this.#releaseRuntime(ctx);
-    return `${total} packages installed by rpm`;
+  }
+
+  /** Extracts rpm's runtime into the cache (see #fill); a failure only means the next bootstrap extracts it again. */
+  async #fillRuntime(ctx: EngineContext): Promise<void> {
+    const fill = this.#fill;
+    this.#fill = undefined;
+    if (!fill) return;
+    const fresh = await newRuntime(ctx.cache, fill.key);
+    if (!fresh) return;
+    try {
+      await this.#extractRuntime(fill.closure, fill.checks, fresh.dir, this.#stop.signal, false);
+      await fresh.commit();
+    } catch (err) {
+      await fresh.discard();
+      if (!this.#stop.signal.aborted) ctx.log('debug', `rpm's runtime not cached (${(err as Error).message})`);
+    }
   }
 
   async finish(ctx: EngineContext): Promise<string> {
