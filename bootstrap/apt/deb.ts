@@ -240,13 +240,14 @@ export async function writePlainDeb(src: string, dest: string, name = src): Prom
  * await extractDebs(paths, new TreeWriter('/srv/t'), { names, onPackage: (i) => progress(i) });
  */
 export async function extractDebs(
-  paths: string[],
+  paths: Array<string | Promise<string>>,
   writer: TreeWriter,
   opts: { names?: string[]; plainDests?: string[]; ahead?: number; signal?: AbortSignal; onPackage?: (index: number, written: string[]) => void } = {},
 ): Promise<void> {
   const ahead = Math.max(1, opts.ahead ?? 2);
   const load = (i: number) => {
-    const p = loadDeb(paths[i], opts.names?.[i] ?? paths[i], opts.plainDests?.[i]);
+    // a path may still be on its way (downloading): this package waits for it, the others go on
+    const p = Promise.resolve(paths[i]).then((path) => loadDeb(path, opts.names?.[i] ?? path, opts.plainDests?.[i]));
     p.catch(() => {});
     return p;
   };

@@ -43,7 +43,7 @@ import { mkdir, rm, writeFile, copyFile, readFile } from 'node:fs/promises';
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { NsboxError, UsageError } from '../../errors.js';
+import { AbortedError, NsboxError, UsageError } from '../../errors.js';
 import type { Engine, EngineContext, Selection } from '../engine.js';
 import type { FetchItem, FetchResult } from '../fetch.js';
 import { formatCount } from '../progress.js';
@@ -183,6 +183,13 @@ class DebianEngine implements Engine {
   #order?: { essential: PackageInfo[]; rest: PackageInfo[] };
   #eatmydata?: PackageInfo;
   #files = new Map<string, string>();
+  /** Package files by name, as they land during the download phase. */
+  #arrivals = new Map<string, Deferred<string>>();
+  #unpacking?: Promise<string>;
+  #stop = new AbortController();
+  /** Essential packages extracted so far, and whether the unpack phase (whose progress it is) has begun. */
+  #unpacked = 0;
+  #unpackPhase = false;
   #diverted: string[] = [];
   #stageCache: boolean;
   #stageKey?: string;
@@ -243,7 +250,8 @@ class DebianEngine implements Engine {
     for (const w of r.warnings) ctx.log('warn', w);
     const order = installOrder(r.packages, p.arch);
     this.#order = order;
-    const items: FetchItem[] = r.packages.map((pkg) => this.#item(pkg));
+    // essential packages first, in extraction order: their unpacking starts while the rest downloads
+    const items: FetchItem[] = [...order.essential, ...order.rest].map((pkg) => this.#item(pkg));
     // libeatmydata for the build only: preloaded into dpkg, never registered in the tree.
     const eat = u.get('libeatmydata1');
     if (eat && eat.arch === p.arch && !r.packages.includes(eat)) {
@@ -262,9 +270,36 @@ class DebianEngine implements Engine {
     return { url: `${base}/${pkg.filename}`, digest: pkg.sha256, size: pkg.size, name: basename(pkg.filename) };
   }
 
+  /** A package file is in the cache, verified: the essential set's extraction may start (or go on). */
+  landed(ctx: EngineContext, _index: number, file: FetchResult): void {
+    this.#files.set(file.item.name, file.path);
+    this.#arrival(file.item.name).resolve(file.path);
+    if (!this.#unpacking) {
+      this.#unpacking = this.#unpackAsTheyLand(ctx);
+      this.#unpacking.catch(() => {}); // reported by unpack()
+    }
+  }
+
   async unpack(ctx: EngineContext, files: FetchResult[]): Promise<string> {
+    for (const f of files) if (!this.#files.has(f.item.name)) this.landed(ctx, 0, f);
+    this.#unpackPhase = true;
+    ctx.emit({ type: 'count', phase: 'unpack', done: this.#unpacked, total: this.#order!.essential.length });
+    return await this.#unpacking!;
+  }
+
+  #arrival(name: string): Deferred<string> {
+    let d = this.#arrivals.get(name);
+    if (!d) this.#arrivals.set(name, (d = deferred<string>()));
+    return d;
+  }
+
+  /** The package's verified file, once it has landed. */
+  #pathOf(pkg: PackageInfo): Promise<string> {
+    return this.#arrival(basename(pkg.filename)).promise;
+  }
+
+  async #unpackAsTheyLand(ctx: EngineContext): Promise<string> {
     const { dir } = ctx;
-    for (const f of files) this.#files.set(f.item.name, f.path);
     const essential = this.#order!.essential;
     if (this.#stageCache) {
       this.#stageKey = stageKey({
@@ -292,19 +327,20 @@ class DebianEngine implements Engine {
     await mkdir(join(dir, PLAIN_IN_TREE), { recursive: true });
     const writer = new TreeWriter(dir);
     const starters: string[] = [];
-    await extractDebs(essential.map((p) => this.#path(p)), writer, {
+    await extractDebs(essential.map((p) => this.#pathOf(p)), writer, {
       names: essential.map((p) => basename(p.filename)),
       plainDests: essential.map((p) => join(dir, this.#plainPath(p))),
-      signal: ctx.signal,
+      signal: AbortSignal.any([this.#stop.signal, ...(ctx.signal ? [ctx.signal] : [])]),
       onPackage: (i, written) => {
         for (const w of written) if (SERVICE_STARTERS.test(w)) starters.push(w);
-        ctx.emit({ type: 'count', phase: 'unpack', done: i + 1, total: essential.length, current: essential[i].name });
+        this.#unpacked = i + 1;
+        if (this.#unpackPhase) ctx.emit({ type: 'count', phase: 'unpack', done: i + 1, total: essential.length, current: essential[i].name });
       },
     });
     await writer.finish();
     ctx.signal?.throwIfAborted();
     if (this.#eatmydata) {
-      const lib = await readDebFile(this.#path(this.#eatmydata), (p) => /\/libeatmydata\.so[.\d]*$/.test(p));
+      const lib = await readDebFile(await this.#pathOf(this.#eatmydata), (p) => /\/libeatmydata\.so[.\d]*$/.test(p));
       if (lib) await writeFile(join(dir, EATMYDATA_IN_TREE), lib.data, { mode: 0o644 });
     }
     this.#diverted = await preventServices(dir, starters);
@@ -328,16 +364,10 @@ class DebianEngine implements Engine {
     const worker = async () => {
       for (let p = rest.shift(); p; p = rest.shift()) {
         ctx.signal?.throwIfAborted();
-        await writePlainDeb(this.#path(p), join(ctx.dir, this.#plainPath(p)), basename(p.filename));
+        await writePlainDeb(await this.#pathOf(p), join(ctx.dir, this.#plainPath(p)), basename(p.filename));
       }
     };
     await Promise.all([worker(), worker()]);
-  }
-
-  #path(pkg: PackageInfo): string {
-    const path = this.#files.get(basename(pkg.filename));
-    if (!path) throw new NsboxError(`internal error: ${pkg.name} was not downloaded`);
-    return path;
   }
 
   async configure(ctx: EngineContext): Promise<string> {
@@ -424,6 +454,11 @@ class DebianEngine implements Engine {
   }
 
   async dispose(ctx: EngineContext, failed: boolean): Promise<void> {
+    // a failed download leaves packages that never land: stop what waits for them
+    this.#stop.abort(new AbortedError('stopped'));
+    for (const d of this.#arrivals.values()) d.reject(new AbortedError('stopped'));
+    await this.#unpacking?.catch(() => {});
+    await this.#plainRest?.catch(() => {});
     // A failed build keeps its log and script for the user to read; the tree stays marked incomplete.
     if (!failed) return;
     try {
@@ -488,4 +523,18 @@ async function emptyTree(dir: string): Promise<void> {
 export function hostnameFor(dir: string): string {
   const h = basename(dir).toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 63).replace(/-+$/, '');
   return h || 'debian';
+}
+
+interface Deferred<T> {
+  promise: Promise<T>;
+  resolve(v: T): void;
+  reject(e: unknown): void;
+}
+
+function deferred<T>(): Deferred<T> {
+  let resolve!: (v: T) => void;
+  let reject!: (e: unknown) => void;
+  const promise = new Promise<T>((res, rej) => { resolve = res; reject = rej; });
+  promise.catch(() => {}); // a rejection nobody waits for (the run failed first) is not an error
+  return { promise, resolve, reject };
 }
