@@ -242,7 +242,15 @@ export async function writePlainDeb(src: string, dest: string, name = src): Prom
 export async function extractDebs(
   paths: Array<string | Promise<string>>,
   writer: TreeWriter,
-  opts: { names?: string[]; plainDests?: string[]; ahead?: number; signal?: AbortSignal; onPackage?: (index: number, written: string[]) => void } = {},
+  opts: {
+    names?: string[];
+    plainDests?: string[];
+    ahead?: number;
+    signal?: AbortSignal;
+    onPackage?: (index: number, written: string[]) => void;
+    /** Archive paths (`usr/share/doc/x`, no leading `./`) not to write; a hard link to one is left out too. */
+    skip?: (path: string) => boolean;
+  } = {},
 ): Promise<void> {
   const ahead = Math.max(1, opts.ahead ?? 2);
   const load = (i: number) => {
@@ -259,7 +267,12 @@ export async function extractDebs(
     loading.delete(i);
     if (i + ahead < paths.length) loading.set(i + ahead, load(i + ahead));
     const start = writer.written.length;
-    for (const { entry, data } of entries) await writer.add(entry, data);
+    const skip = opts.skip;
+    const plain = (p: string) => p.replace(/^\.?\/+/, '');
+    for (const { entry, data } of entries) {
+      if (skip && (skip(plain(entry.path)) || (entry.kind === 'hardlink' && skip(plain(entry.linkTarget ?? ''))))) continue;
+      await writer.add(entry, data);
+    }
     opts.onPackage?.(i, writer.written.slice(start));
   }
 }

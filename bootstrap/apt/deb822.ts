@@ -82,6 +82,28 @@ export async function* streamParagraphs(
 
 const BLANK = Buffer.from('\n\n');
 
+/** Wanted field names by length, as bytes, per field set. */
+const wantedCache = new WeakMap<ReadonlySet<string>, Map<number, Array<[Buffer, string]>>>();
+
+/** The field name at buf[start, end) when it is in `fields` (compared as bytes), else undefined. */
+function wantedName(fields: ReadonlySet<string>, buf: Buffer, start: number, end: number): string | undefined {
+  let byLength = wantedCache.get(fields);
+  if (!byLength) {
+    byLength = new Map();
+    for (const f of fields) {
+      const b = Buffer.from(f, 'latin1');
+      const list = byLength.get(b.length) ?? [];
+      list.push([b, f]);
+      byLength.set(b.length, list);
+    }
+    wantedCache.set(fields, byLength);
+  }
+  const candidates = byLength.get(end - start);
+  if (!candidates) return undefined;
+  for (const [b, f] of candidates) if (b[0] === buf[start] && buf.compare(b, 0, b.length, start, end) === 0) return f;
+  return undefined;
+}
+
 /**
  * Parses whole paragraphs from bytes. Works on the bytes directly so that
  * skipped fields (Description) are never decoded; kept values are UTF-8.
@@ -116,9 +138,11 @@ function parseBytes(buf: Buffer, start: number, end: number, fields: ReadonlySet
       if (colon < 0 || colon > lineEnd) {
         field = '';
       } else {
-        const name = buf.toString('latin1', pos, colon);
+        // A field name is decoded only when it is wanted: an index line is mostly fields nobody reads
+        // (two million names in a full Packages file, and the garbage they make).
+        const name = fields ? wantedName(fields, buf, pos, colon) : buf.toString('latin1', pos, colon);
         if (!para) para = {};
-        if (fields && !fields.has(name)) {
+        if (name === undefined) {
           field = '';
         } else {
           let s = colon + 1;

@@ -47,6 +47,8 @@ export interface LoadedSuite {
  * await loadSuite(http, cache, { base: security, suite: 'trixie-security', components: ['main'], keyring }, u);
  */
 export async function loadSuite(http: HttpClient, cache: Cache, req: SuiteRequest, universe: Universe): Promise<LoadedSuite> {
+  const T = (m: string) => process.env.NSBOX_TRACE && process.stderr.write(`trace ${Math.round(performance.now())} ${req.suite} ${m}\n`);
+  T('start');
   const dists = `${req.base}/dists/${req.suite}`;
   let trusted: TrustedRelease;
   const common = { suite: req.suite, keyring: req.keyring, noVerify: req.noVerify, ignoreValidUntil: req.ignoreValidUntil, now: req.now };
@@ -60,6 +62,7 @@ export async function loadSuite(http: HttpClient, cache: Cache, req: SuiteReques
     const releaseGpg = req.noVerify ? Buffer.alloc(0) : (await cache.fetchIndex(http, `${dists}/Release.gpg`, { signal: req.signal })).data;
     trusted = await trustRelease({ release, releaseGpg }, { ...common, what: `${dists}/Release` });
   }
+  T('release trusted');
   let packages = 0;
   let downloaded = 0;
   for (const choice of packagesIndexes(trusted.release, req.suite, req.components, universe.arch)) {
@@ -68,8 +71,14 @@ export async function loadSuite(http: HttpClient, cache: Cache, req: SuiteReques
     const plain = choice.uncompressed && (await cache.lookup({ algo: 'sha256', hex: choice.uncompressed.sha256 }, choice.uncompressed.size));
     if (plain) {
       const plainChoice = { ...choice, ...choice.uncompressed!, compression: 'none' as const, uncompressed: undefined };
-      packages += await readPackagesIndex(createReadStream(plain), plainChoice, universe, req.suite, where.replace(/\.\w+$/, ''));
-      continue;
+      try {
+        packages += await readPackagesIndex(createReadStream(plain), plainChoice, universe, req.suite, where.replace(/\.\w+$/, ''));
+        continue;
+      } catch (err) {
+        // a copy that does not match Release after all (a damaged cache): read the compressed index instead
+        if (!(err instanceof VerifyError)) throw err;
+        await rm(plain, { force: true });
+      }
     }
     const digest = { algo: 'sha256' as const, hex: choice.sha256 };
     let path = await cache.lookup(digest, choice.size);
@@ -86,6 +95,7 @@ export async function loadSuite(http: HttpClient, cache: Cache, req: SuiteReques
         await rm(tmp, { force: true });
       }
       downloaded++;
+      T(`downloaded ${choice.path}`);
     }
     // Checked again while reading: the cache is trusted only as far as the digest goes.
     const tmpPlain = choice.uncompressed ? await cache.tempPath('Packages-plain') : undefined;
@@ -100,6 +110,7 @@ export async function loadSuite(http: HttpClient, cache: Cache, req: SuiteReques
       if (tmpPlain) await rm(tmpPlain, { force: true });
     }
   }
+  T('parsed');
   return { trusted, packages, downloaded };
 }
 

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, rmSync, statSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Cache } from '../../../bootstrap/cache.js';
@@ -61,4 +61,25 @@ describe('apt against the host mirror', function () {
       if (theirs) assert.deepEqual(ours, theirs);
     });
   }
+
+  it('reads the decompressed copy it keeps, and the compressed index again when that copy is damaged', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nsbox-plain-'));
+    try {
+      // the shared cache already holds trixie's index (test above); a private one starts cold
+      const cache = new Cache({ dir });
+      const first = await loadSuite(http, cache, { base: mirror!, suite: 'trixie', components: ['main'], keyring }, new Universe('amd64'));
+      const plain = readdirSync(join(dir, 'by-sha256'), { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name))
+        .sort((a, b) => statSync(b).size - statSync(a).size)[0]!; // the uncompressed Packages is the largest file
+      const again = await loadSuite(http, cache, { base: mirror!, suite: 'trixie', components: ['main'], keyring }, new Universe('amd64'));
+      assert.equal(again.packages, first.packages);
+      assert.equal(again.downloaded, 0);
+      const fd = openSync(plain, 'r+');
+      writeSync(fd, Buffer.from('Package: evil\n'), 0, 14, 0);
+      closeSync(fd);
+      const damaged = await loadSuite(http, cache, { base: mirror!, suite: 'trixie', components: ['main'], keyring }, new Universe('amd64'));
+      assert.equal(damaged.packages, first.packages);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
