@@ -18,9 +18,11 @@
  * must be a binary-document signature, made after its key, not in the
  * future, not expired, with no unknown critical subpacket.
  *
- * Anything outside that — version 3, 5 or 6 packets, DSA, ECDSA, a
- * signature by a subkey — is answered `unsupported`, and the caller checks
- * that signature with openpgp.js instead (bootstrap/rpm/header.ts).
+ * Signing subkeys count when bound by the primary key and cross-certified
+ * by their own back signature (as GnuPG requires), and not revoked or
+ * expired. Anything outside that — version 3, 5 or 6 packets, DSA, ECDSA —
+ * is answered `unsupported`, and the caller checks that signature with
+ * openpgp.js instead (bootstrap/pgp.ts, bootstrap/rpm/header.ts).
  */
 import { createHash, createPublicKey, verify as cryptoVerify, constants, type KeyObject } from 'node:crypto';
 import { VerifyError } from '../errors.js';
@@ -33,14 +35,45 @@ export interface Certificate {
   keyId: string;
   /** Key IDs of the subkeys, uppercase hex. */
   subkeyIds: string[];
+  /** Subkeys bound to this certificate that may sign (valid binding and back signatures), with their own validity. */
+  signingSubkeys: SigningSubkey[];
+  /** Whether the primary key itself may sign data (its key flags). */
+  signs?: boolean;
   userIds: string[];
   /** Primary key creation, seconds since the epoch. */
   created: number;
   /** node's key object, when the algorithm is one this module checks. */
   key?: KeyObject;
   algorithm: number;
-  /** Why the certificate cannot sign now, or undefined when it can (judged when read). */
+  /** Why the certificate cannot sign now, or undefined when it can (judged when read; see unusableAt). */
   unusable?: string;
+  /** What makes it unusable at any time (algorithm, strength, self-signatures, key flags). */
+  problem?: string;
+  revoked?: boolean;
+  /** Expiry, seconds since the epoch (0: never). */
+  expires?: number;
+}
+
+/** A signing subkey (RFC 4880 §5.2.1: 0x18 binding by the primary, 0x19 back signature by the subkey). */
+export interface SigningSubkey {
+  keyId: string;
+  key?: KeyObject;
+  algorithm: number;
+  created: number;
+  revoked: boolean;
+  /** Expiry, seconds since the epoch (0: never). */
+  expires: number;
+}
+
+/**
+ * Why a certificate cannot sign at `now` (seconds since the epoch), or
+ * undefined when it can.
+ */
+export function unusableAt(cert: Certificate, now: number): string | undefined {
+  if (cert.problem) return cert.problem;
+  if (cert.revoked) return 'is revoked';
+  if (cert.expires && cert.expires <= now) return 'expired';
+  return undefined;
 }
 
 /** Certificates read from keyring data, and that data (for the openpgp.js fallback). */
@@ -51,7 +84,7 @@ export interface TrustedKeys {
 
 /** The outcome of checking one signature packet. */
 export type SignatureCheck =
-  | { result: 'good'; keyId: string; fingerprint: string }
+  | { result: 'good'; keyId: string; fingerprint: string; created: number; certificate: Certificate }
   | { result: 'bad' | 'unknown-key' | 'unusable-key' | 'expired'; keyId: string; why: string }
   | { result: 'unsupported'; keyId: string; why: string };
 
@@ -83,6 +116,8 @@ interface Sig {
   mpis: Buffer[];
   /** Algorithm 27's native 64-byte signature. */
   raw?: Buffer;
+  /** An embedded signature (subpacket 32: a signing subkey's back signature), as a packet body. */
+  embedded?: Buffer;
 }
 
 /**
@@ -114,7 +149,9 @@ export function readTrustedKeys(sources: Array<Buffer | string>, now = Date.now(
  * const r = checkSignature(headerBytes, rsaHeaderTag, keys.certificates);
  * if (r.result === 'good') …
  */
-export function checkSignature(data: Buffer, packet: Buffer, certs: Certificate[], now = Date.now() / 1000): SignatureCheck {
+export function checkSignature(data: Buffer, packet: Buffer, certs: Certificate[], opts: { type?: number; now?: number } = {}): SignatureCheck {
+  const now = opts.now ?? Date.now() / 1000;
+  const type = opts.type ?? 0x00;
   let sig: Sig;
   try {
     const ps = packets(packet);
@@ -126,22 +163,81 @@ export function checkSignature(data: Buffer, packet: Buffer, certs: Certificate[
     return { result: 'bad', keyId: '', why: `unreadable signature (${(err as Error).message})` };
   }
   const keyId = sig.issuer ?? '';
-  const cert = certs.find((c) => c.keyId === keyId);
-  if (!cert) {
-    if (certs.some((c) => c.subkeyIds.includes(keyId) || !c.fingerprint)) return { result: 'unsupported', keyId, why: 'made by a subkey or a key of another version' };
-    return { result: 'unknown-key', keyId, why: `signed by unknown key ${keyId || '(no issuer)'}` };
+  let cert = certs.find((c) => c.keyId === keyId);
+  let signer: { key?: KeyObject; algorithm: number; created: number } | undefined = cert;
+  let subUnusable: string | undefined;
+  if (cert) {
+    if (cert.key && !cert.problem && !cert.signs) return { result: 'unusable-key', keyId, why: `key 0x${keyId} may not sign data` };
+  } else {
+    cert = certs.find((c) => c.signingSubkeys.some((k) => k.keyId === keyId));
+    const sub = cert?.signingSubkeys.find((k) => k.keyId === keyId);
+    if (!cert || !sub) {
+      if (certs.some((c) => c.subkeyIds.includes(keyId) || !c.fingerprint)) return { result: 'unsupported', keyId, why: 'made by a subkey this module could not validate, or a key of another version' };
+      return { result: 'unknown-key', keyId, why: `signed by unknown key 0x${keyId || '(no issuer)'}` };
+    }
+    signer = sub;
+    subUnusable = sub.revoked ? 'is revoked' : sub.expires && sub.expires <= now ? 'expired' : undefined;
   }
-  if (!cert.key) return { result: 'unsupported', keyId, why: `public-key algorithm ${cert.algorithm}` };
-  if (cert.unusable) return { result: 'unusable-key', keyId, why: `key ${keyId} ${cert.unusable}` };
-  if (sig.type !== 0x00) return { result: 'bad', keyId, why: `signature type 0x${sig.type.toString(16)} is not a binary-document signature` };
+  if (!signer!.key) return { result: 'unsupported', keyId, why: `public-key algorithm ${signer!.algorithm}` };
+  const unusable = unusableAt(cert, now) ?? subUnusable;
+  if (unusable) return { result: 'unusable-key', keyId, why: `key 0x${keyId} ${unusable}` };
+  if (sig.type !== type) return { result: 'bad', keyId, why: `signature type 0x${sig.type.toString(16)}, expected 0x${type.toString(16).padStart(2, '0')}` };
   if (!HASHES[sig.hash] || WEAK_FOR_DATA.has(sig.hash)) return { result: 'unsupported', keyId, why: `hash algorithm ${sig.hash}` };
   if (sig.criticalUnknown !== undefined) return { result: 'bad', keyId, why: `unknown critical subpacket ${sig.criticalUnknown}` };
   if (sig.created === undefined) return { result: 'bad', keyId, why: 'no creation time' };
-  if (sig.created < cert.created) return { result: 'bad', keyId, why: 'signature is older than its key' };
+  if (sig.created < signer!.created) return { result: 'bad', keyId, why: 'signature is older than its key' };
   if (sig.created > now) return { result: 'bad', keyId, why: 'signature is from the future' };
-  if (sig.expires && sig.created + sig.expires <= now) return { result: 'expired', keyId, why: `signature by ${keyId} expired` };
-  if (!verifyMath(cert, sig, [data])) return { result: 'bad', keyId, why: `bad signature by key ${keyId}` };
-  return { result: 'good', keyId, fingerprint: cert.fingerprint };
+  if (sig.expires && sig.created + sig.expires <= now) return { result: 'expired', keyId, why: `signature by 0x${keyId} expired` };
+  if (!verifyMath(signer!, sig, [data])) return { result: 'bad', keyId, why: 'the signed data or the signature was changed' };
+  return { result: 'good', keyId, fingerprint: cert.fingerprint, created: sig.created, certificate: cert };
+}
+
+/**
+ * The signature packets of detached signature data (armored `PGP
+ * SIGNATURE` blocks or binary packets), e.g. a Release.gpg.
+ *
+ * @example
+ * for (const p of readSignaturePackets(releaseGpg)) checkSignature(release, p, certs);
+ */
+export function readSignaturePackets(data: Buffer | string): Buffer[] {
+  const text = typeof data === 'string' ? data : data.subarray(0, 64).toString('latin1');
+  const bins = text.trimStart().startsWith('-----BEGIN PGP SIGNATURE-----')
+    ? dearmorBlocks(typeof data === 'string' ? data : data.toString('latin1'), 'SIGNATURE')
+    : [typeof data === 'string' ? Buffer.from(data, 'latin1') : data];
+  const out: Buffer[] = [];
+  for (const bin of bins) for (const p of packetsWithHeaders(bin)) if (p.tag === 2) out.push(p.raw);
+  return out;
+}
+
+/**
+ * Splits a cleartext-signed message (RFC 4880 §7: an InRelease file) into
+ * the text it signs and its signature packets. `text` is what the
+ * signatures cover, as text: dash-escaping undone, trailing whitespace of
+ * each line removed, lines joined with \n, no final line break (`signed` is
+ * the same with \r\n, as hashed). Undefined when it is not such a message.
+ *
+ * @example
+ * const { text, signed, signatures } = parseCleartext(inRelease)!;
+ */
+export function parseCleartext(message: string): { text: string; signed: Buffer; signatures: Buffer[] } | undefined {
+  const lines = message.split(/\r?\n/);
+  let i = 0;
+  while (i < lines.length && lines[i]!.trim() === '') i++;
+  if (lines[i] !== '-----BEGIN PGP SIGNED MESSAGE-----') return undefined;
+  for (i++; i < lines.length && lines[i] !== ''; i++) if (!/^[A-Za-z]+: /.test(lines[i]!)) return undefined; // armor headers (Hash: …)
+  const body: string[] = [];
+  for (i++; i < lines.length && lines[i] !== '-----BEGIN PGP SIGNATURE-----'; i++) {
+    const l = lines[i]!;
+    body.push((l.startsWith('- ') ? l.slice(2) : l).replace(/[ \t]+$/, ''));
+  }
+  if (i >= lines.length) return undefined;
+  let signatures: Buffer[];
+  try {
+    signatures = readSignaturePackets(lines.slice(i).join('\n'));
+  } catch {
+    return undefined;
+  }
+  return { text: body.join('\n'), signed: Buffer.from(body.join('\r\n'), 'utf8'), signatures };
 }
 
 /** Whether the data starts like an ASCII-armored block. */
@@ -151,23 +247,32 @@ function isArmored(data: Buffer): boolean {
 
 /** The binary contents of every armored public key block in `text` (a leading `gpg --list-keys` line is skipped). */
 function dearmor(text: string): Buffer[] {
+  return dearmorBlocks(text, 'PUBLIC KEY BLOCK');
+}
+
+function dearmorBlocks(text: string, kind: string): Buffer[] {
   const out: Buffer[] = [];
-  const re = /-----BEGIN PGP PUBLIC KEY BLOCK-----\r?\n([\s\S]*?)-----END PGP PUBLIC KEY BLOCK-----/g;
+  const re = new RegExp(`-----BEGIN PGP ${kind}-----\\r?\\n([\\s\\S]*?)-----END PGP ${kind}-----`, 'g');
   for (let m; (m = re.exec(text)); ) {
     const lines = m[1]!.split(/\r?\n/);
     const blank = lines.findIndex((l) => l.trim() === '');
     const body = lines.slice(blank + 1).filter((l) => l.trim() && !l.startsWith('='));
     out.push(Buffer.from(body.join(''), 'base64'));
   }
-  if (!out.length) throw new VerifyError('cannot read OpenPGP keyring: no complete armored public key block');
+  if (!out.length) throw new VerifyError(`cannot read OpenPGP data: no complete armored ${kind.toLowerCase()}`);
   return out;
 }
 
 /** Splits binary OpenPGP data into packets (old and new formats; partial lengths are refused: keys and signatures never use them). */
 function packets(data: Buffer): Packet[] {
-  const out: Packet[] = [];
+  return packetsWithHeaders(data);
+}
+
+function packetsWithHeaders(data: Buffer): Array<Packet & { raw: Buffer }> {
+  const out: Array<Packet & { raw: Buffer }> = [];
   let o = 0;
   while (o < data.length) {
+    const begin = o;
     const b = data[o++]!;
     if (!(b & 0x80)) throw new VerifyError('cannot read OpenPGP data: not a packet');
     let tag: number;
@@ -189,7 +294,7 @@ function packets(data: Buffer): Packet[] {
       }
     }
     if (o + len > data.length) throw new VerifyError('cannot read OpenPGP data: truncated packet');
-    out.push({ tag, body: data.subarray(o, o + len) });
+    out.push({ tag, body: data.subarray(o, o + len), raw: data.subarray(begin, o + len) });
     o += len;
   }
   return out;
@@ -285,6 +390,7 @@ function subpackets(area: Buffer, sig: Sig, hashed: boolean): void {
     const data = area.subarray(o + 1, o + len);
     o += len;
     if (type === 16 && data.length === 8) sig.issuer ??= data.toString('hex').toUpperCase();
+    else if (type === 32) sig.embedded ??= data;
     else if (type === 33 && data[0] === 4 && data.length === 21) sig.issuer = data.subarray(-8).toString('hex').toUpperCase();
     if (!hashed) continue;
     switch (type) {
@@ -300,7 +406,7 @@ function subpackets(area: Buffer, sig: Sig, hashed: boolean): void {
 }
 
 /** The signature mathematics over `parts` followed by the signature's trailer. */
-function verifyMath(cert: Certificate, sig: Sig, parts: Buffer[]): boolean {
+function verifyMath(cert: { key?: KeyObject; algorithm: number }, sig: Sig, parts: Buffer[]): boolean {
   const hashName = HASHES[sig.hash];
   if (!hashName || !cert.key || sig.algorithm !== cert.algorithm && !(isRsa(sig.algorithm) && isRsa(cert.algorithm))) return false;
   const signed = Buffer.concat([...parts, sig.trailer]);
@@ -337,41 +443,69 @@ function certificatesOf(ps: Packet[], now: number): Certificate[] {
     const group: Packet[] = [];
     while (i < ps.length && ps[i]!.tag !== 6) group.push(ps[i++]!);
     if (keyBody[0] !== 4) {
-      out.push({ fingerprint: '', keyId: '', subkeyIds: [], userIds: [], created: 0, algorithm: -1, unusable: `is a version ${keyBody[0]} key` });
+      out.push({ fingerprint: '', keyId: '', subkeyIds: [], signingSubkeys: [], userIds: [], created: 0, algorithm: -1, problem: `is a version ${keyBody[0]} key`, unusable: `is a version ${keyBody[0]} key` });
       continue;
     }
     const pk = publicKey(keyBody);
-    const cert: Certificate = { ...keyIdOf(keyBody), subkeyIds: [], userIds: [], created: pk.created, algorithm: pk.algorithm, key: pk.key };
+    const cert: Certificate = { ...keyIdOf(keyBody), subkeyIds: [], signingSubkeys: [], userIds: [], created: pk.created, algorithm: pk.algorithm, key: pk.key };
     const keyPart = keyHashPrefix(keyBody);
     let revoked = false;
     let best: Sig | undefined;
     let uid: Buffer | undefined;
+    const subkeys: Array<{ body: Buffer; sigs: Buffer[] }> = [];
+    const ok = (sig: Sig | undefined): sig is Sig =>
+      !!sig && (sig.issuer === undefined || sig.issuer === cert.keyId) && !WEAK_FOR_KEYS.has(sig.hash) && sig.criticalUnknown === undefined;
+    const current = (sig: Sig) => sig.created !== undefined && sig.created <= now && !(sig.expires && sig.created + sig.expires <= now);
     let inSubkey = false;
     for (const p of group) {
       if (p.tag === 13 || p.tag === 17) { uid = p.tag === 13 ? p.body : undefined; inSubkey = false; if (p.tag === 13) cert.userIds.push(p.body.toString('utf8')); continue; }
-      if (p.tag === 14) { cert.subkeyIds.push(keyIdOf(p.body).keyId); inSubkey = true; uid = undefined; continue; }
-      if (p.tag !== 2 || inSubkey || !cert.key) continue;
+      if (p.tag === 14) { cert.subkeyIds.push(keyIdOf(p.body).keyId); subkeys.push({ body: p.body, sigs: [] }); inSubkey = true; uid = undefined; continue; }
+      if (p.tag !== 2 || !cert.key) continue;
+      if (inSubkey) { subkeys[subkeys.length - 1]!.sigs.push(p.body); continue; }
       let sig: Sig | undefined;
       try { sig = parseSignature(p.body); } catch { continue; }
-      if (!sig || sig.issuer !== undefined && sig.issuer !== cert.keyId) continue;
-      if (WEAK_FOR_KEYS.has(sig.hash) || sig.criticalUnknown !== undefined) continue;
+      if (!ok(sig)) continue;
       if (sig.type === 0x20 && !uid) {
         if (verifyMath(cert, sig, [keyPart])) revoked = true;
       } else if (sig.type >= 0x10 && sig.type <= 0x13 && uid) {
         const u = Buffer.alloc(5);
         u[0] = 0xb4;
         u.writeUInt32BE(uid.length, 1);
-        if (sig.created === undefined || sig.created > now || (sig.expires && sig.created + sig.expires <= now)) continue;
+        if (!current(sig)) continue;
         if (!verifyMath(cert, sig, [keyPart, u, uid])) continue;
         if (!best || (sig.created ?? 0) > (best.created ?? 0)) best = sig;
       }
     }
-    if (!cert.key) cert.unusable = `uses public-key algorithm ${pk.algorithm}`;
-    else if (pk.bits !== undefined && pk.bits < 2047) cert.unusable = `is too weak (RSA ${pk.bits} bits)`;
-    else if (revoked) cert.unusable = 'is revoked';
-    else if (!best) cert.unusable = 'has no valid self-signature';
-    else if (best.keyExpires && cert.created + best.keyExpires <= now) cert.unusable = 'expired';
-    else if (best.keyFlags !== undefined && !(best.keyFlags & 0x02)) cert.unusable = 'may not sign data';
+    // Signing subkeys: bound by the primary (0x18, the latest valid one counts), not revoked (0x28),
+    // and cross-certified by a back signature (0x19) the subkey made, as GnuPG requires.
+    for (const sk of cert.key ? subkeys : []) {
+      const subPart = keyHashPrefix(sk.body);
+      const spk = publicKey(sk.body);
+      let binding: Sig | undefined;
+      let subRevoked = false;
+      for (const body of sk.sigs) {
+        let sig: Sig | undefined;
+        try { sig = parseSignature(body); } catch { continue; }
+        if (!ok(sig)) continue;
+        if (sig.type === 0x28 && verifyMath(cert, sig, [keyPart, subPart])) subRevoked = true;
+        else if (sig.type === 0x18 && current(sig) && verifyMath(cert, sig, [keyPart, subPart]) && (!binding || sig.created! > binding.created!)) binding = sig;
+      }
+      if (!binding || (binding.keyFlags !== undefined && !(binding.keyFlags & 0x02)) || !binding.embedded || !spk.key) continue;
+      let back: Sig | undefined;
+      try { back = parseSignature(binding.embedded); } catch { continue; }
+      if (!back || back.type !== 0x19 || WEAK_FOR_KEYS.has(back.hash) || !verifyMath(spk, back, [keyPart, subPart])) continue;
+      cert.signingSubkeys.push({
+        keyId: keyIdOf(sk.body).keyId, key: spk.key, algorithm: spk.algorithm, created: spk.created, revoked: subRevoked,
+        expires: binding.keyExpires ? spk.created + binding.keyExpires : 0,
+      });
+    }
+    if (!cert.key) cert.problem = `uses public-key algorithm ${pk.algorithm}`;
+    else if (pk.bits !== undefined && pk.bits < 2047) cert.problem = `is too weak (RSA ${pk.bits} bits)`;
+    else if (!best) cert.problem = 'has no valid self-signature';
+    cert.signs = !!best && (best.keyFlags === undefined || (best.keyFlags & 0x02) !== 0);
+    cert.revoked = revoked;
+    cert.expires = best?.keyExpires ? cert.created + best.keyExpires : 0;
+    cert.unusable = unusableAt(cert, now) ?? (cert.signs || cert.signingSubkeys.length ? undefined : 'may not sign data');
     out.push(cert);
   }
   return out;

@@ -252,7 +252,7 @@ export async function extractDebs(
     skip?: (path: string) => boolean;
   } = {},
 ): Promise<void> {
-  const ahead = Math.max(1, opts.ahead ?? 2);
+  const ahead = Math.max(1, opts.ahead ?? 4);
   const load = (i: number) => {
     // a path may still be on its way (downloading): this package waits for it, the others go on
     const p = Promise.resolve(paths[i]).then((path) => loadDeb(path, opts.names?.[i] ?? path, opts.plainDests?.[i]));

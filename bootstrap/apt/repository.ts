@@ -6,14 +6,15 @@
  */
 import { createReadStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
+import { PassThrough } from 'node:stream';
 import { createHash } from 'node:crypto';
 import { NsboxError, VerifyError } from '../../errors.js';
 import type { Cache } from '../cache.js';
 import type { HttpClient } from '../http.js';
 import type { Keyring } from '../pgp.js';
-import { readPackagesIndex } from './packages-index.js';
+import { readPackagesIndex, type ReadIndexOptions } from './packages-index.js';
 import { trustRelease, type TrustedRelease } from './inrelease.js';
-import { packagesIndexes } from './release.js';
+import { packagesIndexes, type IndexChoice } from './release.js';
 import type { Universe } from './universe.js';
 
 /** What to load. */
@@ -47,8 +48,6 @@ export interface LoadedSuite {
  * await loadSuite(http, cache, { base: security, suite: 'trixie-security', components: ['main'], keyring }, u);
  */
 export async function loadSuite(http: HttpClient, cache: Cache, req: SuiteRequest, universe: Universe): Promise<LoadedSuite> {
-  const T = (m: string) => process.env.NSBOX_TRACE && process.stderr.write(`trace ${Math.round(performance.now())} ${req.suite} ${m}\n`);
-  T('start');
   const dists = `${req.base}/dists/${req.suite}`;
   let trusted: TrustedRelease;
   const common = { suite: req.suite, keyring: req.keyring, noVerify: req.noVerify, ignoreValidUntil: req.ignoreValidUntil, now: req.now };
@@ -62,7 +61,6 @@ export async function loadSuite(http: HttpClient, cache: Cache, req: SuiteReques
     const releaseGpg = req.noVerify ? Buffer.alloc(0) : (await cache.fetchIndex(http, `${dists}/Release.gpg`, { signal: req.signal })).data;
     trusted = await trustRelease({ release, releaseGpg }, { ...common, what: `${dists}/Release` });
   }
-  T('release trusted');
   let packages = 0;
   let downloaded = 0;
   for (const choice of packagesIndexes(trusted.release, req.suite, req.components, universe.arch)) {
@@ -81,40 +79,72 @@ export async function loadSuite(http: HttpClient, cache: Cache, req: SuiteReques
       }
     }
     const digest = { algo: 'sha256' as const, hex: choice.sha256 };
-    let path = await cache.lookup(digest, choice.size);
-    if (!path) {
-      const url = `${dists}/${choice.fetchPath}`;
-      const tmp = await cache.tempPath('Packages');
-      let h = createHash('sha256');
-      try {
-        await http.download(url, tmp, { signal: req.signal, onChunk: (c) => h.update(c), onReset: () => (h = createHash('sha256')) });
-        const got = h.digest('hex');
-        if (got !== choice.sha256) throw new VerifyError(`cannot verify \`${url}\`: SHA256 ${got}, expected ${choice.sha256}`, { hint: 'the mirror may be syncing; retry later or use another --mirror' });
-        path = await cache.commit(tmp, digest);
-      } finally {
-        await rm(tmp, { force: true });
-      }
-      downloaded++;
-      T(`downloaded ${choice.path}`);
-    }
+    const path = await cache.lookup(digest, choice.size);
     // Checked again while reading: the cache is trusted only as far as the digest goes.
     const tmpPlain = choice.uncompressed ? await cache.tempPath('Packages-plain') : undefined;
     let plainOk = false;
+    const readOpts = { savePlainTo: tmpPlain, onPlainSaved: (ok: boolean) => (plainOk = ok) };
     try {
-      packages += await readPackagesIndex(createReadStream(path), choice, universe, req.suite, where, {
-        savePlainTo: tmpPlain,
-        onPlainSaved: (ok) => (plainOk = ok),
-      });
+      if (path) {
+        packages += await readPackagesIndex(createReadStream(path), choice, universe, req.suite, where, readOpts);
+      } else {
+        packages += await downloadAndRead(http, cache, `${dists}/${choice.fetchPath}`, choice, universe, req, where, readOpts);
+        downloaded++;
+      }
       if (tmpPlain && plainOk) await cache.commit(tmpPlain, { algo: 'sha256', hex: choice.uncompressed!.sha256 });
     } finally {
       if (tmpPlain) await rm(tmpPlain, { force: true });
     }
   }
-  T('parsed');
   return { trusted, packages, downloaded };
 }
 
 function isNotFound(err: unknown): boolean {
   const msg = err instanceof Error ? err.message : '';
   return /\b404\b|not found/i.test(msg) && !(err instanceof VerifyError) && (err instanceof NsboxError || err instanceof Error);
+}
+
+/**
+ * Downloads an index into the cache and reads it *while* it arrives:
+ * decompressing and parsing a full suite's Packages (seconds of xz) starts
+ * with the first bytes instead of after the last. The reader commits to the
+ * universe only once the whole stream matched Release's digest; a transfer
+ * the server restarts from byte 0 is read again from the cached file.
+ */
+async function downloadAndRead(
+  http: HttpClient, cache: Cache, url: string, choice: IndexChoice, universe: Universe, req: SuiteRequest, where: string, readOpts: ReadIndexOptions,
+): Promise<number> {
+  const digest = { algo: 'sha256' as const, hex: choice.sha256 };
+  const tmp = await cache.tempPath('Packages');
+  const live = new PassThrough({ highWaterMark: 1 << 20 });
+  let restarted = false;
+  const reading = readPackagesIndex(live, choice, universe, req.suite, where, readOpts);
+  reading.catch(() => {}); // awaited below, or replaced after a restart
+  let h = createHash('sha256');
+  let path: string;
+  try {
+    await http.download(url, tmp, {
+      signal: req.signal,
+      onChunk: (c) => {
+        h.update(c);
+        if (!restarted) live.write(c);
+      },
+      onReset: () => {
+        h = createHash('sha256');
+        if (!restarted) live.destroy(new Error('the server restarted the transfer'));
+        restarted = true;
+      },
+    });
+    const got = h.digest('hex');
+    if (got !== choice.sha256) throw new VerifyError(`cannot verify \`${url}\`: SHA256 ${got}, expected ${choice.sha256}`, { hint: 'the mirror may be syncing; retry later or use another --mirror' });
+    path = await cache.commit(tmp, digest);
+  } catch (err) {
+    live.destroy(err as Error);
+    throw err;
+  } finally {
+    await rm(tmp, { force: true });
+  }
+  if (restarted) return readPackagesIndex(createReadStream(path), choice, universe, req.suite, where, readOpts);
+  live.end();
+  return reading;
 }

@@ -332,7 +332,7 @@ async function checkSignatures(sigs: Buffer[], data: Buffer, keys: TrustedKeys, 
     }
     if (r.result === 'unknown-key') continue;
     if (r.result === 'unusable-key' || r.result === 'expired') throw new VerifyError(`cannot verify ${who}: ${r.why}`, { hint: 'check the system clock, or update the release key' });
-    throw new VerifyError(`cannot verify ${who}: bad ${what} signature${r.keyId ? ` by key ${r.keyId}` : ''} (${r.why})`);
+    throw new VerifyError(`cannot verify ${who}: bad ${what} signature${r.keyId ? ` by key 0x${r.keyId}` : ''} (${r.why})`);
   }
   const trusted = keys.certificates.map((c) => c.keyId).filter(Boolean).join(', ') || 'none';
   throw new VerifyError(`cannot verify ${who}: signed by key ${seen.join(', ') || 'unknown'}, which is not the release's key (${trusted})`, {

@@ -68,14 +68,32 @@ describe('pgp-lite: OpenPGP v4 checks with node:crypto', function () {
     assert.equal(readTrustedKeys([Buffer.from(armored)]).certificates[0]!.fingerprint, fpr('rsa@example.invalid'));
   });
 
-  it('says unknown key for another key, and unsupported for a subkey signature and for SHA-1', () => {
+  it('says unknown key for another key, and unsupported for SHA-1', () => {
     const keys = readTrustedKeys([exported('rsa@example.invalid')]);
     const other = checkSignature(data, sign('other@example.invalid'), keys.certificates);
     assert.equal(other.result, 'unknown-key');
     assert.equal(other.keyId, fpr('other@example.invalid').slice(-16));
-    const sub = readTrustedKeys([exported('sub@example.invalid')]);
-    assert.equal(checkSignature(data, sign('sub@example.invalid'), sub.certificates).result, 'unsupported');
     assert.equal(checkSignature(data, sign('rsa@example.invalid', ['--digest-algo', 'SHA1']), keys.certificates).result, 'unsupported');
+  });
+
+  it('verifies a signature by a cross-certified signing subkey (as Debian signs), and refuses it once the subkey is revoked', async () => {
+    const key = exported('sub@example.invalid');
+    const sub = readTrustedKeys([key]);
+    assert.equal(sub.certificates[0]!.signingSubkeys.length, 1);
+    const sig = sign('sub@example.invalid');
+    const r = checkSignature(data, sig, sub.certificates);
+    assert.equal(r.result, 'good');
+    assert.equal(r.keyId, sub.certificates[0]!.signingSubkeys[0]!.keyId);
+    assert.equal(await openpgpSays(key, sig), true);
+    const tampered = Buffer.from(data);
+    tampered[3] ^= 1;
+    assert.equal(checkSignature(tampered, sig, sub.certificates).result, 'bad');
+    // revoke the subkey (gpg --edit-key: key 1, revkey)
+    execFileSync('gpg', ['--batch', '--pinentry-mode', 'loopback', '--passphrase', '', '--command-fd', '0', '--edit-key', fpr('sub@example.invalid')], {
+      env: { ...process.env, GNUPGHOME: home }, input: 'key 1\nrevkey\ny\n0\n\ny\nsave\n', stdio: ['pipe', 'ignore', 'ignore'],
+    });
+    const revoked = readTrustedKeys([exported('sub@example.invalid')]);
+    assert.equal(checkSignature(data, sig, revoked.certificates).result, 'unusable-key');
   });
 
   it('refuses expired and revoked keys, and a certificate whose self-signature was altered', async () => {
