@@ -64,7 +64,7 @@ import { nevra, type RpmPackage } from './primary.js';
 import { loadRepo, mergeFilelists, type LoadedRepo } from './repository.js';
 import { PackageIndex, ResolveError, resolve } from './resolve.js';
 import { cleanTree, writeReleasever, writeRepoConfig } from './tree-setup.js';
-import { RpmUnpacker, TreeIds } from './unpack.js';
+import { RpmUnpacker } from './unpack.js';
 import { findRuntime, linkRuntime, newRuntime, releaseRuntime, runtimeKey, type LinkedRuntime } from './runtime-cache.js';
 
 /** Where the cache is bind-mounted (read-only) inside the tree while rpm runs. */
@@ -172,8 +172,6 @@ class FedoraEngine implements Engine {
   #runtimeCache: boolean;
   /** rpm's runtime as linked from the cache, until rpm has replaced it. */
   #linked?: LinkedRuntime;
-  /** A runtime to put into the cache while rpm runs (it was extracted into the tree this time). */
-  #fill?: { key: string; closure: RpmPackage[]; checks: Map<RpmPackage, Promise<RpmFile>> };
 
   constructor(plan: Plan, runtimeCache: boolean) {
     this.#plan = plan;
@@ -267,7 +265,7 @@ class FedoraEngine implements Engine {
     this.#unpackPhase = true;
     ctx.emit({ type: 'count', phase: 'unpack', done: this.#verified, total: this.#order.length });
     const { extracted, linked } = await this.#pipeline!;
-    for (const u of this.#ids.unknown) ctx.log('debug', `${u} is not in the tree yet; owned by root until rpm installs the package`);
+    for (const u of this.#unknownOwners) ctx.log('debug', `${u} is not in the tree yet; owned by root until rpm installs the package`);
     const runtime = linked ? `rpm's runtime (${extracted ? `${extracted} packages extracted into the cache, ` : ''}${linked} files) linked from the cache` : `${extracted} extracted for rpm to run`;
     return `${this.#order.length} packages verified, ${runtime}`;
   }
@@ -278,7 +276,8 @@ class FedoraEngine implements Engine {
     return d;
   }
 
-  #ids = new TreeIds('/');
+  /** Owner names rpm's runtime had that its tree did not know yet (mapped to root until rpm installs them). */
+  #unknownOwners: string[] = [];
 
   /**
    * Every package's signature and payload digest checked as it lands (two
@@ -308,23 +307,30 @@ class FedoraEngine implements Engine {
     let extracted = 0;
     let librpm: string[] = [];
     try {
-      // rpm's runtime: linked from the cache when an identical one was extracted before; else extracted
-      // into the tree, and into the cache while rpm runs (configure)
+      // rpm's runtime: extracted into the cache (unless an identical one is there already), then
+      // hard-linked into the tree; extracted into the tree when the cache cannot be used
       const closure = this.#order.filter((pkg) => this.#first.has(pkg));
       const key = runtimeKey(p.arch, closure.map((pkg) => ({ nevra: nevra(pkg), sha256: `${pkg.checksum.algo}:${pkg.checksum.hex}` })));
-      const runtime = this.#runtimeCache ? await findRuntime(ctx.cache, key) : undefined;
+      let runtime = this.#runtimeCache ? await findRuntime(ctx.cache, key) : undefined;
+      if (!runtime) {
+        const fresh = this.#runtimeCache ? await newRuntime(ctx.cache, key) : undefined;
+        try {
+          ({ extracted, librpm } = await this.#extractRuntime(closure, checks, fresh?.dir ?? ctx.dir, stop));
+        } catch (err) {
+          await fresh?.discard();
+          throw err;
+        }
+        if (fresh) runtime = await fresh.commit();
+      }
       if (runtime) {
         try {
           this.#linked = linkRuntime(runtime, ctx.dir);
           librpm = this.#linked.files.map((f) => `/${f.rel}`).filter((f) => /\/librpm\.so\.\d+$/.test(f));
         } catch (err) {
-          // the cache is on another file system (or refuses links): extract into the tree after all
+          // another file system (or links refused): extract into the tree after all
           ctx.log('debug', `rpm's runtime not linked from the cache (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); extracting it`);
           ({ extracted, librpm } = await this.#extractRuntime(closure, checks, ctx.dir, stop));
         }
-      } else {
-        ({ extracted, librpm } = await this.#extractRuntime(closure, checks, ctx.dir, stop));
-        if (this.#runtimeCache) this.#fill = { key, closure, checks };
       }
       this.#forceDebian = await isDebianRpm(ctx.dir, librpm);
     } finally {
@@ -343,21 +349,40 @@ class FedoraEngine implements Engine {
     if (!(await releaseRuntime(linked, ctx.dir))) ctx.log('debug', "rpm's cached runtime was written through a link; dropped from the cache");
   }
 
-  /** Extracts the closure packages rpm's process needs into `dir`, each as soon as it is checked, in install order. */
-  async #extractRuntime(closure: RpmPackage[], checks: Map<RpmPackage, Promise<RpmFile>>, dir: string, stop: AbortSignal, intoTree = true): Promise<{ extracted: number; librpm: string[] }> {
+  /**
+   * Extracts the closure packages rpm's process needs into `dir`: the
+   * layout (merged-/usr symlinks) and the users and groups first, in install
+   * order; then each package as soon as it is checked. rpm rewrites every
+   * file anyway, and without directory entries the packages of this set
+   * have nothing to overwrite in each other (that would be a file conflict
+   * rpm refuses), so a big download late in the list holds nothing up.
+   */
+  async #extractRuntime(closure: RpmPackage[], checks: Map<RpmPackage, Promise<RpmFile>>, dir: string, stop: AbortSignal): Promise<{ extracted: number; librpm: string[] }> {
     const unpacker = new RpmUnpacker(dir, { skipDirectories: true });
-    if (intoTree) this.#ids = unpacker.ids;
     let extracted = 0;
     const librpm: string[] = [];
-    for (const pkg of closure) {
-      const rpm = await checks.get(pkg)!;
-      stop.throwIfAborted();
-      if (!neededByRpm(pkg, rpm)) continue;
-      const written = await unpacker.extract(rpm);
-      librpm.push(...written.filter((w) => /\/librpm\.so\.\d+$/.test(w)));
-      extracted++;
+    let chain = Promise.resolve();
+    const extract = (pkg: RpmPackage, rpm: RpmFile) => {
+      // one package at a time, in the order they become ready
+      chain = chain.then(async () => {
+        stop.throwIfAborted();
+        if (!neededByRpm(pkg, rpm)) return;
+        const written = await unpacker.extract(rpm);
+        librpm.push(...written.filter((w) => /\/librpm\.so\.\d+$/.test(w)));
+        extracted++;
+      });
+      return chain;
+    };
+    try {
+      for (const pkg of closure.filter((p) => LAYOUT.includes(p.name))) await extract(pkg, await checks.get(pkg)!);
+      await Promise.all(closure.filter((p) => !LAYOUT.includes(p.name)).map(async (pkg) => extract(pkg, await checks.get(pkg)!)));
+      await chain;
+    } catch (err) {
+      await chain.catch(() => {}); // nothing is left writing when this fails
+      throw err;
     }
     await unpacker.finish();
+    this.#unknownOwners = [...unpacker.ids.unknown];
     return { extracted, librpm };
   }
 
@@ -372,13 +397,7 @@ class FedoraEngine implements Engine {
     await mkdir(join(dir, LOG_IN_TREE, '..'), { recursive: true, mode: 0o755 });
     const names = new Map(this.#order.map((pkg) => [nevra(pkg), pkg.name]));
     const total = this.#order.length;
-    // rpm runs in its own process: meanwhile this one puts rpm's runtime into the cache for the next bootstrap
-    const fill = this.#fillRuntime(ctx);
-    try {
-      await this.#installWithRpm(ctx, command, names);
-    } finally {
-      await fill;
-    }
+    await this.#installWithRpm(ctx, command, names);
     await this.#releaseRuntime(ctx);
     return `${total} packages installed by rpm`;
   }
@@ -399,22 +418,6 @@ class FedoraEngine implements Engine {
         if (name) ctx.emit({ type: 'count', phase: 'configure', done: ++done, total, current: name });
       },
     });
-  }
-
-  /** Extracts rpm's runtime into the cache (see #fill); a failure only means the next bootstrap extracts it again. */
-  async #fillRuntime(ctx: EngineContext): Promise<void> {
-    const fill = this.#fill;
-    this.#fill = undefined;
-    if (!fill) return;
-    const fresh = await newRuntime(ctx.cache, fill.key);
-    if (!fresh) return;
-    try {
-      await this.#extractRuntime(fill.closure, fill.checks, fresh.dir, this.#stop.signal, false);
-      await fresh.commit();
-    } catch (err) {
-      await fresh.discard();
-      if (!this.#stop.signal.aborted) ctx.log('debug', `rpm's runtime not cached (${(err as Error).message})`);
-    }
   }
 
   async finish(ctx: EngineContext): Promise<string> {
