@@ -65,7 +65,7 @@ export function bootstrapCommand(): Command {
     .option('--no-updates', 'leave out the -updates and -security suites of stable releases')
     .option('--ignore-valid-until', 'accept a Release file past its Valid-Until date (stale mirrors, snapshots)')
     .option('--cache-dir <dir>', 'download cache (default: /var/cache/nsbox)')
-    .option('--no-stage-cache', 'always install the essential set with dpkg, instead of reusing the cached result of an identical one')
+    .option('--no-stage-cache', "neither reuse nor keep cached stages (debian: the essential set as installed by dpkg; fedora: the files the tree's rpm needs to run)")
     .option('--force', 'write into a non-empty directory nsbox did not create, or over a finished tree')
     .option('-y, --yes', 'never ask: fail instead of prompting for missing choices')
     .addOption(new Option('-q, --quiet', 'print errors only').conflicts('json'))
