@@ -47,6 +47,7 @@ import { AbortedError, NsboxError, UsageError } from '../../errors.js';
 import type { Engine, EngineContext, Selection } from '../engine.js';
 import type { FetchItem, FetchResult } from '../fetch.js';
 import { formatCount } from '../progress.js';
+import { deferred, type Deferred } from '../deferred.js';
 import { loadKeyringFiles, type Keyring } from '../pgp.js';
 import type { BootstrapOptions, Recipe } from '../recipe.js';
 import type { RecipeSummary } from '../tree-state.js';
@@ -532,18 +533,4 @@ async function emptyTree(dir: string): Promise<void> {
 export function hostnameFor(dir: string): string {
   const h = basename(dir).toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 63).replace(/-+$/, '');
   return h || 'debian';
-}
-
-interface Deferred<T> {
-  promise: Promise<T>;
-  resolve(v: T): void;
-  reject(e: unknown): void;
-}
-
-function deferred<T>(): Deferred<T> {
-  let resolve!: (v: T) => void;
-  let reject!: (e: unknown) => void;
-  const promise = new Promise<T>((res, rej) => { resolve = res; reject = rej; });
-  promise.catch(() => {}); // a rejection nobody waits for (the run failed first) is not an error
-  return { promise, resolve, reject };
 }

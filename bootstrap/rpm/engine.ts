@@ -51,6 +51,7 @@ import { AbortedError, UsageError, VerifyError } from '../../errors.js';
 import type { Engine, EngineContext, Selection } from '../engine.js';
 import type { FetchItem, FetchResult } from '../fetch.js';
 import { formatCount } from '../progress.js';
+import { deferred, type Deferred } from '../deferred.js';
 import { readTrustedKeys, type TrustedKeys } from '../pgp-lite.js';
 import { runInTree } from '../in-tree.js';
 import type { BootstrapOptions, Recipe } from '../recipe.js';
@@ -512,18 +513,4 @@ function limiter(n: number): <T>(f: () => Promise<T>) => Promise<T> {
       waiting.shift()?.();
     }
   };
-}
-
-interface Deferred<T> {
-  promise: Promise<T>;
-  resolve(v: T): void;
-  reject(e: unknown): void;
-}
-
-function deferred<T>(): Deferred<T> {
-  let resolve!: (v: T) => void;
-  let reject!: (e: unknown) => void;
-  const promise = new Promise<T>((res, rej) => { resolve = res; reject = rej; });
-  promise.catch(() => {}); // a rejection nobody waits for (the run failed first) is not an error
-  return { promise, resolve, reject };
 }
