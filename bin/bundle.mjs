@@ -85,6 +85,8 @@ function load(name, parent) {
   script.runInThisContext()(mod.exports, req, mod, file, __dirname);
   return mod.exports;
 }
+// Code compiled through vm.Script has no dynamic import(); recipe files are ES modules (recipes/load.ts).
+globalThis[Symbol.for('nsbox.import')] = (specifier) => import(specifier);
 load('main.cjs', module);
 `);
 chmodSync('dist/cli/nsbox.cjs', 0o755);
