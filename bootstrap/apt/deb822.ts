@@ -100,7 +100,11 @@ function wantedName(fields: ReadonlySet<string>, buf: Buffer, start: number, end
   }
   const candidates = byLength.get(end - start);
   if (!candidates) return undefined;
-  for (const [b, f] of candidates) if (b[0] === buf[start] && buf.compare(b, 0, b.length, start, end) === 0) return f;
+  // a byte loop: names are short, and Buffer#compare's native call costs more than comparing them
+  next: for (const [b, f] of candidates) {
+    for (let k = 0; k < b.length; k++) if (b[k] !== buf[start + k]) continue next;
+    return f;
+  }
   return undefined;
 }
 
