@@ -144,7 +144,8 @@ async function downloadAndRead(
   } finally {
     await rm(tmp, { force: true });
   }
-  if (restarted) return readPackagesIndex(createReadStream(path), choice, universe, req.suite, where, readOpts);
+  // after a restart the first reader may still hold the decompressed copy's file: no copy this time
+  if (restarted) return readPackagesIndex(createReadStream(path), choice, universe, req.suite, where);
   live.end();
   return reading;
 }

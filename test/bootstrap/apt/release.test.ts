@@ -8,6 +8,11 @@ import { readPackagesIndex } from '../../../bootstrap/apt/packages-index.js';
 import { checkDigest, trustRelease } from '../../../bootstrap/apt/inrelease.js';
 import { checkFreshness, chooseIndex, packagesIndexes, parseRelease, stripClearsign } from '../../../bootstrap/apt/release.js';
 import { Universe } from '../../../bootstrap/apt/universe.js';
+import { loadSuite } from '../../../bootstrap/apt/repository.js';
+import { Cache } from '../../../bootstrap/cache.js';
+import { HttpClient } from '../../../bootstrap/http.js';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 
 const path = (p: string) => new URL(`../../../${p}`, import.meta.url).pathname;
 const IN_RELEASE = readFileSync(path('fixtures/apt/trixie-updates.InRelease'), 'utf8');
@@ -108,5 +113,74 @@ describe('apt/release', () => {
     const u = new Universe('amd64');
     await assert.rejects(readPackagesIndex(bad, chooseIndex(rel, 'main', 'amd64')!, u, 'x'), VerifyError);
     assert.equal(u.size, 0);
+  });
+
+  describe('loadSuite over HTTP', () => {
+    /** Serves the fixture suite; `packages` answers the requests for its Packages.xz (by-hash path). */
+    const serve = async (packages: (req: IncomingMessage, res: ServerResponse, n: number) => void) => {
+      let n = 0;
+      const server = createServer((req, res) => {
+        if (req.url === '/debian/dists/trixie-updates/InRelease') return void res.end(IN_RELEASE);
+        if (req.url?.includes('/binary-amd64/by-hash/SHA256/')) return packages(req, res, ++n);
+        res.writeHead(404).end();
+      });
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      return { base: `http://127.0.0.1:${(server.address() as AddressInfo).port}/debian`, close: () => new Promise((r) => server.close(r)), count: () => n };
+    };
+    const load = async (base: string) => {
+      const dir = mkdtempSync(join(tmpdir(), 'nsbox-suite-'));
+      const http = new HttpClient({ retryDelayMs: 10 });
+      try {
+        const u = new Universe('amd64');
+        const loaded = await loadSuite(http, new Cache({ dir }), { base, suite: 'trixie-updates', components: ['main'], keyring: ring, now: NOW }, u);
+        return { loaded, u };
+      } finally {
+        await http.close();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    };
+
+    it('reads Packages while it downloads', async () => {
+      const srv = await serve((_req, res) => res.end(PACKAGES_XZ));
+      try {
+        const { loaded, u } = await load(srv.base);
+        assert.equal(loaded.packages, 3);
+        assert.equal(loaded.downloaded, 1);
+        assert.equal(u.size, 3);
+      } finally {
+        await srv.close();
+      }
+    });
+
+    it('reads it again from the cache when the server restarts a broken transfer from byte 0', async () => {
+      const srv = await serve((_req, res, n) => {
+        if (n === 1) {
+          // half the file, then the connection drops
+          res.writeHead(200, { 'content-length': PACKAGES_XZ.length });
+          res.write(PACKAGES_XZ.subarray(0, 500), () => res.destroy());
+          return;
+        }
+        res.end(PACKAGES_XZ); // the retry asks for a Range; this server sends everything again
+      });
+      try {
+        const { loaded, u } = await load(srv.base);
+        assert.equal(srv.count(), 2);
+        assert.equal(loaded.packages, 3);
+        assert.equal(u.size, 3);
+      } finally {
+        await srv.close();
+      }
+    });
+
+    it('adds nothing from a Packages that does not match Release', async () => {
+      const bad = Buffer.from(PACKAGES_XZ);
+      bad[600] ^= 1;
+      const srv = await serve((_req, res) => res.end(bad));
+      try {
+        await assert.rejects(load(srv.base), (e: unknown) => e instanceof VerifyError && /SHA256/.test(e.message));
+      } finally {
+        await srv.close();
+      }
+    });
   });
 });
