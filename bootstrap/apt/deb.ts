@@ -229,12 +229,17 @@ export async function writePlainDeb(src: string, dest: string, name = src): Prom
 }
 
 /**
- * Extracts several .debs into one tree, in order, decompressing up to
- * `ahead` packages in advance (xz runs on libuv's thread pool, so the next
- * packages decompress on another core while this one is written). Calls
- * `onPackage(i, paths)` after each with the archive paths it wrote. With
- * `plainDests`, each package is also written there with its data member
- * uncompressed, for the tree's dpkg (see PlainDeb).
+ * Extracts several .debs into one tree. A package is decompressed (xz runs
+ * on libuv's thread pool, so on another core) as soon as its file is there
+ * — `paths` may hold promises of files still downloading — with at most
+ * `ahead` packages in memory at once, and written as soon as it is read:
+ * a big package still downloading holds none of the others up. (The
+ * order of this extraction does not matter: it only makes the tree's dpkg
+ * runnable, and dpkg writes every file again; packages that ship the same
+ * path are a file conflict dpkg itself refuses.) Calls `onPackage(i,
+ * paths)` after each with the archive paths it wrote. With `plainDests`,
+ * each package is also written there with its data member uncompressed,
+ * for the tree's dpkg (see PlainDeb).
  *
  * @example
  * await extractDebs(paths, new TreeWriter('/srv/t'), { names, onPackage: (i) => progress(i) });
@@ -253,26 +258,43 @@ export async function extractDebs(
   } = {},
 ): Promise<void> {
   const ahead = Math.max(1, opts.ahead ?? 4);
-  const load = (i: number) => {
-    // a path may still be on its way (downloading): this package waits for it, the others go on
-    const p = Promise.resolve(paths[i]).then((path) => loadDeb(path, opts.names?.[i] ?? path, opts.plainDests?.[i]));
-    p.catch(() => {});
-    return p;
-  };
-  const loading = new Map<number, Promise<Loaded[]>>();
-  for (let i = 0; i < Math.min(ahead, paths.length); i++) loading.set(i, load(i));
-  for (let i = 0; i < paths.length; i++) {
-    opts.signal?.throwIfAborted();
-    const entries = await loading.get(i)!;
-    loading.delete(i);
-    if (i + ahead < paths.length) loading.set(i + ahead, load(i + ahead));
-    const start = writer.written.length;
-    const skip = opts.skip;
-    const plain = (p: string) => p.replace(/^\.?\/+/, '');
-    for (const { entry, data } of entries) {
-      if (skip && (skip(plain(entry.path)) || (entry.kind === 'hardlink' && skip(plain(entry.linkTarget ?? ''))))) continue;
-      await writer.add(entry, data);
+  const skip = opts.skip;
+  const plain = (p: string) => p.replace(/^\.?\/+/, '');
+  let slots = ahead;
+  const waiting: Array<() => void> = [];
+  let writing = Promise.resolve();
+  let failed = false;
+  const one = async (i: number) => {
+    const path = await paths[i];
+    if (slots === 0) await new Promise<void>((r) => waiting.push(r));
+    slots--;
+    try {
+      if (failed) return;
+      opts.signal?.throwIfAborted();
+      const entries = await loadDeb(path, opts.names?.[i] ?? path, opts.plainDests?.[i]);
+      // one package written at a time: the writer's directory cache is not shared between writes
+      const write = writing.then(async () => {
+        if (failed) return;
+        opts.signal?.throwIfAborted();
+        const start = writer.written.length;
+        for (const { entry, data } of entries) {
+          if (skip && (skip(plain(entry.path)) || (entry.kind === 'hardlink' && skip(plain(entry.linkTarget ?? ''))))) continue;
+          await writer.add(entry, data);
+        }
+        opts.onPackage?.(i, writer.written.slice(start));
+      });
+      writing = write.catch(() => {});
+      await write;
+    } catch (err) {
+      failed = true;
+      throw err;
+    } finally {
+      slots++;
+      waiting.shift()?.();
     }
-    opts.onPackage?.(i, writer.written.slice(start));
-  }
+  };
+  const results = await Promise.allSettled(paths.map((_, i) => one(i)));
+  // nothing is left running when this returns or throws
+  const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failure) throw failure.reason;
 }

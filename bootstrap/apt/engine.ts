@@ -343,8 +343,8 @@ class DebianEngine implements Engine {
       skip: (path) => NOT_NEEDED_TO_INSTALL.test(path),
       onPackage: (i, written) => {
         for (const w of written) if (SERVICE_STARTERS.test(w)) starters.push(w);
-        this.#unpacked = i + 1;
-        if (this.#unpackPhase) ctx.emit({ type: 'count', phase: 'unpack', done: i + 1, total: essential.length, current: essential[i].name });
+        this.#unpacked++;
+        if (this.#unpackPhase) ctx.emit({ type: 'count', phase: 'unpack', done: this.#unpacked, total: essential.length, current: essential[i].name });
       },
     });
     await writer.finish();
