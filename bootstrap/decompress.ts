@@ -232,7 +232,16 @@ export async function decompressBuffer(data: Uint8Array, kind: Compression | 'au
  * for await (const chunk of await decompressStream(createReadStream(p), 'zstd')) parser.write(chunk);
  */
 export async function decompressStream(input: Readable, kind: Compression | 'auto' = 'auto'): Promise<Readable> {
+  // an input that fails while the decoder loads must fail the output, not the process
+  let early: Error | undefined;
+  const onEarly = (e: Error) => { early ??= e; };
+  input.on('error', onEarly);
   const dec = kind === 'auto' ? autoDecompressor() : await createDecompressor(kind);
+  input.off('error', onEarly);
   input.on('error', (e) => dec.destroy(e));
+  if (early) {
+    dec.destroy(early);
+    return dec;
+  }
   return input.pipe(dec);
 }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { compressionFromName, createDecompressor, decompressBuffer, decompressStream, detectCompression } from '../../bootstrap/decompress.js';
 import { have, sh, tempDir } from './helpers.js';
@@ -75,6 +75,16 @@ describe('bootstrap/decompress', () => {
       const bad = Buffer.from(z);
       for (let i = 64; i < bad.length - 64; i += 997) bad[i] ^= 0x55;
       await assert.rejects(decompressBuffer(bad), Error, `codec ${detectCompression(z)}`);
+    }
+  });
+
+  it('passes on an input that fails while the decoder is still loading, instead of throwing it', async () => {
+    for (const kind of ['xz', 'zstd', 'gzip'] as const) {
+      const input = new PassThrough();
+      const pending = decompressStream(input, kind);
+      input.destroy(new Error(`boom ${kind}`)); // before decompressStream got to attach to it
+      const out = await pending;
+      await assert.rejects(collect(out), new RegExp(`boom ${kind}`));
     }
   });
 });
