@@ -49,7 +49,8 @@ await build({ ...common, packages: undefined, external: BOOTSTRAP_EXTERNAL, entr
 // loads ES modules too since Node 20.19 (listr2 and the prompts are ESM).
 for (const file of ['dist/cli/main.cjs', 'dist/cli/bootstrap.cjs']) {
   const text = readFileSync(file, 'utf8').replace(/^#!.*\n/, '');
-  writeFileSync(file, text.replace(/\bimport\(("[^"]+")\)/g, 'Promise.resolve().then(() => require($1))'));
+  // a computed import() (a user's recipe file) goes through the loader's own import(), left under a global symbol
+  writeFileSync(file, text.replace(/\bimport\(("[^"]+")\)/g, 'Promise.resolve().then(() => require($1))').replace(/\bimport\((?=[^"'\s])/g, "globalThis[Symbol.for('nsbox.import')]("));
 }
 if (!readFileSync('dist/cli/main.cjs', 'utf8').includes('require("./bootstrap.cjs")')) throw new Error('bundle: the bootstrap import was not found in main.cjs');
 
@@ -85,7 +86,7 @@ function load(name, parent) {
   script.runInThisContext()(mod.exports, req, mod, file, __dirname);
   return mod.exports;
 }
-// Code compiled through vm.Script has no dynamic import(); recipe files are ES modules (recipes/load.ts).
+// Code compiled through vm.Script has no dynamic import(): the computed ones in the bundles call this instead.
 globalThis[Symbol.for('nsbox.import')] = (specifier) => import(specifier);
 load('main.cjs', module);
 `);

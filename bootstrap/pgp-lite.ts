@@ -202,10 +202,10 @@ export function checkSignature(data: Buffer, packet: Buffer, certs: Certificate[
 export function readSignaturePackets(data: Buffer | string): Buffer[] {
   const text = typeof data === 'string' ? data : data.subarray(0, 64).toString('latin1');
   const bins = text.trimStart().startsWith('-----BEGIN PGP SIGNATURE-----')
-    ? dearmorBlocks(typeof data === 'string' ? data : data.toString('latin1'), 'SIGNATURE')
+    ? dearmor(typeof data === 'string' ? data : data.toString('latin1'), 'SIGNATURE')
     : [typeof data === 'string' ? Buffer.from(data, 'latin1') : data];
   const out: Buffer[] = [];
-  for (const bin of bins) for (const p of packetsWithHeaders(bin)) if (p.tag === 2) out.push(p.raw);
+  for (const bin of bins) for (const p of packets(bin)) if (p.tag === 2) out.push(p.raw);
   return out;
 }
 
@@ -246,11 +246,7 @@ function isArmored(data: Buffer): boolean {
 }
 
 /** The binary contents of every armored public key block in `text` (a leading `gpg --list-keys` line is skipped). */
-function dearmor(text: string): Buffer[] {
-  return dearmorBlocks(text, 'PUBLIC KEY BLOCK');
-}
-
-function dearmorBlocks(text: string, kind: string): Buffer[] {
+function dearmor(text: string, kind = 'PUBLIC KEY BLOCK'): Buffer[] {
   const out: Buffer[] = [];
   const re = new RegExp(`-----BEGIN PGP ${kind}-----\\r?\\n([\\s\\S]*?)-----END PGP ${kind}-----`, 'g');
   for (let m; (m = re.exec(text)); ) {
@@ -264,11 +260,7 @@ function dearmorBlocks(text: string, kind: string): Buffer[] {
 }
 
 /** Splits binary OpenPGP data into packets (old and new formats; partial lengths are refused: keys and signatures never use them). */
-function packets(data: Buffer): Packet[] {
-  return packetsWithHeaders(data);
-}
-
-function packetsWithHeaders(data: Buffer): Array<Packet & { raw: Buffer }> {
+function packets(data: Buffer): Array<Packet & { raw: Buffer }> {
   const out: Array<Packet & { raw: Buffer }> = [];
   let o = 0;
   while (o < data.length) {

@@ -79,13 +79,18 @@ export async function loadKeyring(sources: Array<Buffer | Uint8Array | string> |
   return { keys: async () => keys, fingerprints: keys.map((k) => k.getFingerprint().toUpperCase()) };
 }
 
-async function openpgpKeys(list: Buffer[]): Promise<Key[]> {
+/**
+ * Keys as openpgp.js objects, from binary keyrings or armored files (text
+ * before the armor, like the `gpg --list-keys` line Fedora's files open
+ * with, is skipped): the fallback for what pgp-lite does not check.
+ */
+export async function openpgpKeys(list: Buffer[]): Promise<Key[]> {
   const pgp = await openpgp();
   const keys: Key[] = [];
   for (const src of list) {
-    const head = src.subarray(0, 64).toString('latin1');
+    const at = src.subarray(0, 8192).toString('latin1').indexOf('-----BEGIN PGP');
     try {
-      if (head.trimStart().startsWith('-----BEGIN PGP')) keys.push(...(await pgp.readKeys({ armoredKeys: src.toString('utf8') })));
+      if (at >= 0) keys.push(...(await pgp.readKeys({ armoredKeys: src.subarray(at).toString('utf8') })));
       else keys.push(...(await pgp.readKeys({ binaryKeys: new Uint8Array(src) })));
     } catch (err) {
       throw new VerifyError(`cannot read OpenPGP keyring: ${(err as Error).message}`, { cause: err, hint: 'the keyring file must be an OpenPGP keyring (.gpg) or an armored key (.asc)' });

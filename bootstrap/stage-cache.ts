@@ -254,12 +254,21 @@ function entry(tar: ReturnType<typeof tarPack>, h: Headers, data?: Buffer): Prom
 async function prune(cache: Cache): Promise<void> {
   const d = dirOf(cache);
   const metas = (await readdir(d)).filter((n) => n.endsWith('.json'));
-  if (metas.length <= KEEP) return;
-  const aged = await Promise.all(metas.map(async (n) => ({ n, t: (await stat(join(d, n))).mtimeMs })));
-  aged.sort((a, b) => b.t - a.t);
-  for (const { n } of aged.slice(KEEP)) {
+  await removeOldest(d, metas, KEEP, async (n) => {
     const base = join(d, n.replace(/\.json$/, ''));
     await rm(`${base}.json`, { force: true });
     await rm(`${base}.tar.zst`, { force: true });
-  }
+  });
+}
+
+/**
+ * Keeps the `keep` most recently used of `names` in `dir` (by mtime: a
+ * reuse touches it) and hands the others to `remove`. Shared by the cached
+ * stages here and rpm's cached runtimes (bootstrap/rpm/runtime-cache.ts).
+ */
+export async function removeOldest(dir: string, names: string[], keep: number, remove: (name: string) => Promise<void>): Promise<void> {
+  if (names.length <= keep) return;
+  const aged = await Promise.all(names.map(async (n) => ({ n, t: (await stat(join(dir, n)).catch(() => undefined))?.mtimeMs ?? 0 })));
+  aged.sort((a, b) => b.t - a.t);
+  for (const { n } of aged.slice(keep)) await remove(n);
 }

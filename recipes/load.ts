@@ -30,16 +30,6 @@ export function isRecipePath(arg: string): boolean {
  * @example
  * const recipe = await loadRecipeFile('./web.recipe.mjs');
  */
-/**
- * import() of a user's file. The CLI runs this code from a bundle compiled
- * through a V8 code cache (bin/bundle.mjs), where import() has no loader to
- * call; its loader leaves one under a global symbol for exactly this.
- */
-function importFile(url: string): Promise<unknown> {
-  const hook = (globalThis as Record<symbol, unknown>)[Symbol.for('nsbox.import')] as ((u: string) => Promise<unknown>) | undefined;
-  return hook ? hook(url) : import(url);
-}
-
 export async function loadRecipeFile(path: string, helpers: Record<string, unknown> = {}): Promise<Recipe> {
   const full = resolve(path);
   try {
@@ -56,7 +46,7 @@ export async function loadRecipeFile(path: string, helpers: Record<string, unkno
   }
   let mod: { default?: unknown };
   try {
-    mod = (await importFile(pathToFileURL(full).href)) as { default?: unknown };
+    mod = await import(pathToFileURL(full).href);
   } catch (e) {
     const msg = String((e as Error)?.message ?? e).split('\n')[0];
     throw new UsageError(`cannot load recipe file \`${path}\`: ${msg}`, { hint: 'the file must be an ES module whose default export is a recipe' });

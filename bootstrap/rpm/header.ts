@@ -15,6 +15,7 @@
 import { createHash } from 'node:crypto';
 import { closeSync, createReadStream, fstatSync, openSync, readSync } from 'node:fs';
 import type { Readable } from 'node:stream';
+import { openpgpKeys as readOpenpgpKeys } from '../pgp.js';
 import { checkSignature, type TrustedKeys } from '../pgp-lite.js';
 import { VerifyError } from '../../errors.js';
 import { createDecompressor, decompressBuffer, type Compression } from '../decompress.js';
@@ -358,26 +359,20 @@ async function checkSignatures(sigs: Buffer[], data: Buffer, keys: TrustedKeys, 
 }
 
 type OpenpgpKeys = import('openpgp').PublicKey[];
-const openpgpKeys = new WeakMap<TrustedKeys, Promise<OpenpgpKeys>>();
+const openpgpKeyCache = new WeakMap<TrustedKeys, Promise<OpenpgpKeys>>();
 
 /** openpgp.js's verdict on one signature: true when good, false when made by a key it does not hold; throws when bad. */
 async function checkWithOpenpgp(raw: Buffer, data: Buffer, keys: TrustedKeys, who: string, what: string): Promise<boolean> {
   const openpgp = await import('openpgp');
-  let parsed = openpgpKeys.get(keys);
+  let parsed = openpgpKeyCache.get(keys);
   if (!parsed) {
     parsed = (async () => {
-      const out: OpenpgpKeys = [];
-      for (const r of keys.raw) {
-        const text = r.toString('latin1');
-        const at = text.indexOf('-----BEGIN PGP');
-        const ks = at >= 0 ? await openpgp.readKeys({ armoredKeys: text.slice(at) }) : await openpgp.readKeys({ binaryKeys: new Uint8Array(r) });
-        out.push(...ks.map((k) => k.toPublic()));
-      }
+      const out = (await readOpenpgpKeys(keys.raw)).map((k) => k.toPublic());
       // only the certificates the caller trusts (a pinned key's file may hold others)
       const pinned = new Set(keys.certificates.map((c) => c.fingerprint));
       return pinned.has('') ? out : out.filter((k) => pinned.has(k.getFingerprint().toUpperCase()));
     })();
-    openpgpKeys.set(keys, parsed);
+    openpgpKeyCache.set(keys, parsed);
   }
   const pubs = await parsed;
   let signature;

@@ -24,7 +24,7 @@ import { chmodSync, lchownSync, lstatSync, lutimesSync, linkSync, mkdirSync, rea
 import { mkdir, readdir, rename, rm, stat, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Cache } from '../cache.js';
-import { stageKey } from '../stage-cache.js';
+import { removeOldest, stageKey } from '../stage-cache.js';
 
 /** Runtimes kept per cache (the least recently used go first). */
 const KEEP = 4;
@@ -164,9 +164,6 @@ function unshare(path: string): void {
 
 /** Keeps the KEEP most recently used runtimes (and never `current`). */
 async function prune(base: string, current: string): Promise<void> {
-  const names = (await readdir(base).catch(() => [] as string[])).filter((n) => !n.startsWith('.'));
-  if (names.length <= KEEP) return;
-  const aged = await Promise.all(names.map(async (n) => ({ n, t: (await stat(join(base, n)).catch(() => undefined))?.mtimeMs ?? 0 })));
-  aged.sort((a, b) => b.t - a.t);
-  for (const { n } of aged.slice(KEEP)) if (n !== current) await rm(join(base, n), { recursive: true, force: true });
+  const names = (await readdir(base).catch(() => [] as string[])).filter((n) => !n.startsWith('.') && n !== current);
+  await removeOldest(base, names, KEEP - 1, (n) => rm(join(base, n), { recursive: true, force: true }));
 }
