@@ -3,7 +3,8 @@
  * (fresh namespaces, /proc, /sys, /dev, tmpfs /run and /tmp, the host's
  * resolv.conf for the duration of the command only). Output goes to a log
  * file; a failure becomes one NsboxError whose message ends with the last
- * lines of that log. Both engines use it (dpkg here, rpm later).
+ * lines of that log. Both engines use it (dpkg, rpm). Sync calls are
+ * no-ops inside (--suppress-sync): the bootstrap syncs the tree once at the end.
  */
 import { closeSync, openSync, readSync, fstatSync, writeSync } from 'node:fs';
 import { AbortedError, NsboxError } from '../errors.js';
@@ -46,6 +47,9 @@ export async function runInTree(dir: string, command: string[], opts: InTreeOpti
       stdio: [devnull, fd, fd],
       setenv: ['DEBIAN_FRONTEND=noninteractive', 'DEBCONF_NONINTERACTIVE_SEEN=true', 'LC_ALL=C.UTF-8', 'LANGUAGE=C.UTF-8', 'LANG=C.UTF-8', ...(opts.setenv ?? [])],
       bindRo: opts.bindRo,
+      // durability comes from the one syncfs before the tree is marked complete (bootstrap/sync.ts),
+      // not from rpm's syncfs after its transaction and sqlite's fdatasync per package
+      suppressSync: true,
       signal: opts.signal,
     });
   } catch (err) {

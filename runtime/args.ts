@@ -22,6 +22,7 @@ export const RUN_FLAGS: Record<string, Spec> = {
   'bind-ro': { key: 'bindRo', value: true, repeat: true },
   tmpfs: { key: 'tmpfs', value: true, repeat: true },
   'read-only': { key: 'readOnly', value: false },
+  'suppress-sync': { key: 'suppressSync', value: false },
   setenv: { key: 'setenv', value: true, repeat: true },
   user: { key: 'user', value: true },
   chdir: { key: 'chdir', value: true },
@@ -118,6 +119,9 @@ in new PID, mount, IPC, UTS and cgroup namespaces, as systemd-nspawn does.
       --bind-ro=SRC[:DST]    bind-mount a host path read-only
       --tmpfs=PATH[:OPTS]    mount a tmpfs (default mode=0755)
       --read-only            mount the tree read-only
+      --suppress-sync[=yes]  sync, fsync, fdatasync, syncfs and sync_file_range
+                             succeed without doing anything (fast builds;
+                             a crash may lose what they would have flushed)
   -E, --setenv=VAR=VALUE     set an environment variable (repeatable)
   -u, --user=USER            run the command as USER from the tree's passwd
       --chdir=DIR            working directory inside

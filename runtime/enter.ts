@@ -48,7 +48,7 @@ export async function enterMachine(m: MachineEntry, o: EnterOptions): Promise<nu
     pty = nat.openpty();
   }
   const plan: ContainerPlan = {
-    tree: '', network: false, cgroupNamespace: false, cgroup: joinCgroup(m.cgroup), mounts: [], rootReadOnly: false,
+    tree: '', network: false, cgroupNamespace: false, cgroup: joinCgroup(m.cgroup), mounts: [], rootReadOnly: false, suppressSync: false,
     hostname: m.name, capabilities: m.capabilities ? BigInt(`0x${m.capabilities}`) : DEFAULT_CAPS, cwd: '/', consolePath: pty?.path, bringUpLoopback: false, listenFds: [],
     env: [
       'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'HOME=/root', 'USER=root', 'LOGNAME=root',

@@ -3,7 +3,7 @@
  * the CLI does, without touching the caller's signal handlers.
  */
 import { closeSync, openSync } from 'node:fs';
-import { normalizeRunOptions, type RunInput, type RunOptions } from './options.js';
+import { normalizeRunOptions, type RunInput } from './options.js';
 import { supervise, type SuperviseHooks } from './supervise.js';
 import { AbortedError } from '../errors.js';
 

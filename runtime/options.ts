@@ -29,6 +29,8 @@ export interface RunInput {
   /** `PATH[:OPTS]` specs. */
   tmpfs?: string[];
   readOnly?: boolean;
+  /** Make sync(2), fsync(2) and relatives succeed without doing anything (`--suppress-sync=yes`). */
+  suppressSync?: boolean;
   /** `VAR=VALUE` entries. */
   setenv?: string[] | Record<string, string>;
   user?: string;
@@ -57,6 +59,7 @@ export interface RunOptions {
   binds: BindSpec[];
   tmpfs: TmpfsSpec[];
   readOnly: boolean;
+  suppressSync: boolean;
   env: string[];
   user?: string;
   chdir?: string;
@@ -187,7 +190,8 @@ export function normalizeRunOptions(input: RunInput, ctx: { isTTY: boolean; cwd?
   }
   return {
     directory: real, machine, hostname, boot, capabilities: caps, privateNetwork: !!input.privateNetwork,
-    binds, tmpfs, readOnly: !!input.readOnly, env: parseEnv(input.setenv), user: input.user, chdir: input.chdir,
+    binds, tmpfs, readOnly: !!input.readOnly, suppressSync: !!input.suppressSync, env: parseEnv(input.setenv), user: input.user, chdir: input.chdir,
     console: consoleMode, quiet: !!input.quiet, linkJournal, command: input.command ?? [], listenFds, listenFdNames,
   };
 }
+

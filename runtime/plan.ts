@@ -27,6 +27,8 @@ export interface ContainerPlan {
   cgroup?: string;
   mounts: MountOp[];
   rootReadOnly: boolean;
+  /** sync(2), fsync(2) and relatives succeed without doing anything (a seccomp filter). */
+  suppressSync: boolean;
   hostname: string;
   /** Bounding, permitted, effective and inheritable set. */
   capabilities: bigint;
@@ -164,6 +166,7 @@ export function buildPlan(opts: RunOptions, facts: PlanFacts): ContainerPlan {
     cgroup: facts.cgroup,
     mounts: m,
     rootReadOnly: opts.readOnly,
+    suppressSync: opts.suppressSync,
     hostname: opts.hostname,
     capabilities: opts.capabilities,
     user: user ? { uid: user.uid, gid: user.gid, groups: user.groups } : undefined,

@@ -19,7 +19,10 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/bpf.h>
+#include <linux/audit.h>
 #include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <linux/openat2.h>
 #include <net/if.h>
 #include <pthread.h>
@@ -90,6 +93,7 @@ struct plan {
   int nlisten;
   int stdio[3]; /* fds to become 0–2 in pipe mode, or -1 to keep */
   int die_with_parent;
+  int suppress_sync; /* sync calls succeed without doing anything (nspawn's --suppress-sync) */
   const char *argv[MAX_STRS];
   int argc;
   const char *envp[MAX_STRS];
@@ -202,6 +206,7 @@ static int parse_plan(const char *buf, int len, struct plan *p, char *err, int e
     else if (!strcmp(key, "console")) { NEED(1); p->console = strs[i + 1]; i += 2; }
     else if (!strcmp(key, "netlo")) { p->netlo = 1; i += 1; }
     else if (!strcmp(key, "pdeathsig")) { p->die_with_parent = 1; i += 1; }
+    else if (!strcmp(key, "nosync")) { p->suppress_sync = 1; i += 1; }
     else if (!strcmp(key, "listen")) {
       NEED(1);
       if (parse_u64(strs[i + 1], &v, 10) || p->nlisten >= 32) goto bad;
@@ -523,6 +528,57 @@ static void set_capabilities(struct plan *p) {
   if (syscall(SYS_capset, &hdr, data) < 0) die_child(p, 3, errno, "cannot set capabilities");
 }
 
+/* The native architecture's audit id: other ABIs' calls pass the filter untouched. */
+#if defined(__x86_64__)
+#define NATIVE_AUDIT_ARCH AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define NATIVE_AUDIT_ARCH AUDIT_ARCH_AARCH64
+#elif defined(__i386__)
+#define NATIVE_AUDIT_ARCH AUDIT_ARCH_I386
+#elif defined(__powerpc64__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define NATIVE_AUDIT_ARCH AUDIT_ARCH_PPC64LE
+#elif defined(__s390x__)
+#define NATIVE_AUDIT_ARCH AUDIT_ARCH_S390X
+#elif defined(__riscv) && __riscv_xlen == 64
+#define NATIVE_AUDIT_ARCH AUDIT_ARCH_RISCV64
+#endif
+
+/* A seccomp filter that turns fsync(2) and its relatives into successful
+ * no-ops for the container's processes and their children, like nspawn's
+ * --suppress-sync=yes: for builds whose durability is settled by one sync
+ * afterwards (rpm syncs the whole file system after a transaction and
+ * sqlite every database commit). Installed while the process still has
+ * CAP_SYS_ADMIN, so no_new_privs is not needed and setuid programs inside
+ * keep working. */
+static void suppress_sync(struct plan *p) {
+#ifdef NATIVE_AUDIT_ARCH
+  static const int calls[] = {
+    SYS_fsync, SYS_fdatasync, SYS_sync, SYS_syncfs,
+#ifdef SYS_sync_file_range
+    SYS_sync_file_range,
+#endif
+#ifdef SYS_sync_file_range2
+    SYS_sync_file_range2,
+#endif
+  };
+  enum { N = sizeof calls / sizeof calls[0] };
+  struct sock_filter f[4 + N + 2];
+  int k = 0;
+  f[k++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
+  f[k++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, NATIVE_AUDIT_ARCH, 1, 0);
+  f[k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+  f[k++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
+  for (int i = 0; i < N; i++) /* a match jumps over the remaining tests and the ALLOW */
+    f[k++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)calls[i], (unsigned char)(N - i), 0);
+  f[k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+  f[k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | 0);
+  struct sock_fprog prog = { (unsigned short)k, f };
+  if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0) die_child(p, 3, errno, "cannot suppress sync calls (seccomp)");
+#else
+  die_child(p, 3, ENOSYS, "cannot suppress sync calls on this architecture");
+#endif
+}
+
 static void set_user(struct plan *p) {
   if (!p->has_user) return;
   if (setgroups((size_t)p->ngroups, p->groups) < 0) die_child(p, 3, errno, "cannot set supplementary groups");
@@ -616,6 +672,7 @@ static void __attribute__((noreturn)) finish_and_exec(struct plan *p) {
   if (setsid() < 0) die_child(p, 3, errno, "cannot start a session");
   if (p->console_fd >= 0 && ioctl(p->console_fd, TIOCSCTTY, 0) < 0) die_child(p, 3, errno, "cannot make the console the controlling terminal");
   arrange_fds(p);
+  if (p->suppress_sync) suppress_sync(p);
   if (p->set_caps) set_capabilities(p);
   set_user(p);
   if (p->chdir && chdir(p->chdir) < 0) die_child(p, 3, errno, fmt2(msg, sizeof msg, "change directory to", p->chdir, "", NULL));

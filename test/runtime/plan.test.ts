@@ -99,6 +99,15 @@ describe('runtime/plan: the container plan as data', () => {
     assert.ok(wire.includes('cgroupns'));
     assert.equal(wire[wire.indexOf('caps') + 1], plan.capabilities.toString(16));
     assert.equal(wire[wire.length - 2], '/bin/true');
+    assert.ok(!wire.includes('nosync'));
+  });
+  it('asks for sync calls to be suppressed only with --suppress-sync', () => {
+    assert.equal(plan.suppressSync, false);
+    const p2 = buildPlan(normalizeRunOptions({ directory: dir, suppressSync: true }, { isTTY: false }), facts);
+    assert.equal(p2.suppressSync, true);
+    assert.ok(encodePlan(p2).toString().split('\0').includes('nosync'));
+    assert.equal(parseRunArgs(['--suppress-sync=no', 'true']).suppressSync, false);
+    assert.equal(parseRunArgs(['--suppress-sync', 'true']).suppressSync, true);
   });
 });
 

@@ -55,6 +55,23 @@ describe('nsbox run: one-shot commands in namespaces', function () {
     assert.ok(Number(host.stdout.trim()) >= 1);
   });
 
+  it('turns sync calls into no-ops with --suppress-sync, for the command and its children', () => {
+    // fsync on a pipe fails with EINVAL; suppressed, it succeeds without reaching the kernel
+    const script = 'grep Seccomp: /proc/self/status; echo x | sync /dev/stdin && echo synced';
+    const plain = nsbox(['run', '-D', tree, '/bin/sh', '-c', script]);
+    assert.match(plain.stdout, /Seccomp:\s+0/);
+    assert.doesNotMatch(plain.stdout, /synced/);
+    for (const flag of ['--suppress-sync', '--suppress-sync=yes']) {
+      const r = nsbox(['run', '-D', tree, flag, '/bin/sh', '-c', `${script}; /bin/sh -c 'echo y | sync /dev/stdin && echo child synced'`]);
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stdout, /Seccomp:\s+2/);
+      assert.match(r.stdout, /^synced$/m);
+      assert.match(r.stdout, /^child synced$/m);
+    }
+    const no = nsbox(['run', '-D', tree, '--suppress-sync=no', '/bin/sh', '-c', script]);
+    assert.doesNotMatch(no.stdout, /synced/);
+  });
+
   it('keeps /proc/sys, /sys and (with --read-only) the tree read-only', () => {
     const r = nsbox(['run', '-D', tree, '/bin/sh', '-c', 'echo x > /proc/sys/kernel/hostname && echo procsys-writable; echo 1 > /sys/kernel/uevent_helper 2>/dev/null && echo sys-writable; touch /written && echo tree-writable']);
     assert.equal(r.status, 0, r.stderr);
