@@ -12,7 +12,8 @@
  * `sweepTemp`), never a wrong entry.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdirSync, renameSync, statSync } from 'node:fs';
+import { readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { NsboxError } from '../errors.js';
 import type { Digest } from './digest.js';
@@ -64,13 +65,9 @@ export class Cache {
    */
   async lookup(d: Digest, size?: number): Promise<string | undefined> {
     const p = this.pathFor(d);
-    try {
-      const st = await stat(p);
-      if (!st.isFile() || (size !== undefined && st.size !== size)) return undefined;
-      return p;
-    } catch {
-      return undefined;
-    }
+    const st = statSync(p, { throwIfNoEntry: false });
+    if (!st?.isFile() || (size !== undefined && st.size !== size)) return undefined;
+    return p;
   }
 
   /** A fresh temp file name under `tmp/` for a download in progress. */
@@ -84,7 +81,7 @@ export class Cache {
   async commit(tmp: string, d: Digest): Promise<string> {
     const dest = this.pathFor(d);
     await this.#mkdir(join(this.dir, `by-${d.algo}`, d.hex.slice(0, 2)));
-    await rename(tmp, dest);
+    renameSync(tmp, dest);
     return dest;
   }
 
@@ -153,9 +150,12 @@ export class Cache {
     return { data: res.body, notModified: false, path };
   }
 
+  // Synchronous like lookup and commit: these metadata calls take microseconds, while a
+  // thread-pool round trip waits a whole event-loop turn (10–20 ms while downloads and
+  // unpacking keep the loop busy), several times per downloaded file.
   async #mkdir(dir: string): Promise<void> {
     if (this.#made.has(dir)) return;
-    await mkdir(dir, { recursive: true });
+    mkdirSync(dir, { recursive: true });
     this.#made.add(dir);
   }
 }

@@ -7,7 +7,7 @@
  */
 import { PassThrough, Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGunzip } from 'node:zlib';
+import { createGunzip, gunzipSync } from 'node:zlib';
 import { NsboxError } from '../errors.js';
 import { createBunzip2 } from './bzip2.js';
 
@@ -90,6 +90,19 @@ export async function createDecompressor(kind: Compression, opts: { forceFallbac
     }
     default:
       throw new NsboxError(`cannot decompress: unknown compression \`${String(kind)}\``);
+  }
+}
+
+let zstdContext: Promise<{ decompress(dst: Uint8Array, src: Uint8Array): number } | undefined> | undefined;
+
+/** Decompresses all of `src` into `dst`; undefined when it does not fit (or zstd-napi is missing). */
+async function zstdIntoBuffer(dst: Buffer, src: Buffer): Promise<number | undefined> {
+  zstdContext ??= import('zstd-napi/binding.js').then((m) => new ((m as { default?: typeof import('zstd-napi/binding.js') }).default ?? m).DCtx(), () => undefined);
+  const ctx = await zstdContext;
+  try {
+    return ctx?.decompress(dst, src);
+  } catch {
+    return undefined; // too small a buffer, or a damaged frame: the caller's other path reports it
   }
 }
 
@@ -198,23 +211,31 @@ function feed(inner: Transform, chunk: Buffer): Promise<void> {
  * Decompresses a whole buffer ('auto' detects by magic bytes). zstd and xz
  * go through one native call (zstd-napi, liblzma) when those load: for
  * package payloads of a few megabytes several times faster than a stream
- * (no per-chunk allocation, copying and stream machinery).
+ * (no per-chunk allocation, copying and stream machinery). `into`, a
+ * buffer the caller reuses (bootstrap/scratch.ts), receives zstd's output
+ * when it is big enough; the result is then a view of it.
  *
  * @example
  * const text = (await decompressBuffer(await readFile('Packages.xz'), 'auto')).toString();
  */
-export async function decompressBuffer(data: Uint8Array, kind: Compression | 'auto' = 'auto'): Promise<Buffer> {
+export async function decompressBuffer(data: Uint8Array, kind: Compression | 'auto' = 'auto', into?: Buffer): Promise<Buffer> {
   const k = kind === 'auto' ? detectCompression(data) : kind;
   const buf = Buffer.from(data.buffer, data.byteOffset, data.length);
   if (k === 'none') return buf;
   if (k === 'zstd') {
     const native = await loadZstdNative();
+    if (native && into) {
+      // one pass straight into the caller's (reused) buffer: no window, no chunks to join
+      const n = await zstdIntoBuffer(into, buf);
+      if (n !== undefined) return into.subarray(0, n);
+    }
     if (native) return native.decompress(buf);
   }
   if (k === 'xz') {
     const { unxzSync } = await import('node-liblzma');
     return unxzSync(buf);
   }
+  if (k === 'gzip') return gunzipSync(buf); // one call on this thread: no thread-pool round trips
   const dec = await createDecompressor(k);
   const chunks: Buffer[] = [];
   dec.on('data', (c: Buffer) => chunks.push(c));

@@ -16,7 +16,7 @@
  * Breadth-first, with sorted inputs, so the result is deterministic.
  */
 import { NsboxError, UsageError } from '../../errors.js';
-import { appliesTo, formatAlternatives, formatRelation, type Alternatives, type Relation } from './relations.js';
+import { appliesTo, formatAlternatives, formatRelation, type Relation } from './relations.js';
 import { provides, relations, type PackageInfo, type Universe } from './universe.js';
 import { satisfies } from './version.js';
 

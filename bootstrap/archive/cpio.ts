@@ -5,7 +5,7 @@
  * (earlier ones have size 0), so those names are held back until the data
  * arrives, then linked to it.
  */
-import { mkdir } from 'node:fs/promises';
+import { mkdirSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { NsboxError, VerifyError } from '../../errors.js';
 import { ByteReader } from './reader.js';
@@ -103,7 +103,7 @@ function bad(why: string, cause?: unknown): VerifyError {
  * const paths = await extractCpio(await decompressStream(payload, 'zstd'), '/srv/tree');
  */
 export async function extractCpio(input: Readable | AsyncIterable<Buffer> | Iterable<Buffer>, root: string, opts: WriterOptions & { writer?: TreeWriter } = {}): Promise<string[]> {
-  await mkdir(root, { recursive: true });
+  mkdirSync(root, { recursive: true }); // synchronous like the writer: no event-loop turn per package
   const writer = opts.writer ?? new TreeWriter(root, opts);
   const start = writer.written.length;
   /** dev:ino → names seen without data, waiting for the one that carries it. */

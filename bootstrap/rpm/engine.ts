@@ -44,8 +44,8 @@
  *  6. finish: repository files for the mirror used, releasever, an empty
  *     machine-id, caches and build files removed.
  */
-import { existsSync } from 'node:fs';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { AbortedError, UsageError, VerifyError } from '../../errors.js';
 import type { Engine, EngineContext, Selection } from '../engine.js';
@@ -173,6 +173,8 @@ class FedoraEngine implements Engine {
   #runtimeCache: boolean;
   /** rpm's runtime as linked from the cache, until rpm has replaced it. */
   #linked?: LinkedRuntime;
+  /** Older cached runtimes being removed (after a new one was committed). */
+  #pruning?: Promise<void>;
 
   constructor(plan: Plan, runtimeCache: boolean) {
     this.#plan = plan;
@@ -304,7 +306,7 @@ class FedoraEngine implements Engine {
       check.catch(() => {}); // awaited below
       checks.set(pkg, check);
     }
-    await mkdir(join(ctx.dir, 'var/lib/nsbox'), { recursive: true, mode: 0o755 });
+    mkdirSync(join(ctx.dir, 'var/lib/nsbox'), { recursive: true, mode: 0o755 });
     let extracted = 0;
     let librpm: string[] = [];
     try {
@@ -312,16 +314,19 @@ class FedoraEngine implements Engine {
       // hard-linked into the tree; extracted into the tree when the cache cannot be used
       const closure = this.#order.filter((pkg) => this.#first.has(pkg));
       const key = runtimeKey(p.arch, closure.map((pkg) => ({ nevra: nevra(pkg), sha256: `${pkg.checksum.algo}:${pkg.checksum.hex}` })));
-      let runtime = this.#runtimeCache ? await findRuntime(ctx.cache, key) : undefined;
+      let runtime = this.#runtimeCache ? findRuntime(ctx.cache, key) : undefined;
       if (!runtime) {
-        const fresh = this.#runtimeCache ? await newRuntime(ctx.cache, key) : undefined;
+        const fresh = this.#runtimeCache ? newRuntime(ctx.cache, key) : undefined;
         try {
           ({ extracted, librpm } = await this.#extractRuntime(closure, checks, fresh?.dir ?? ctx.dir, stop));
         } catch (err) {
           await fresh?.discard();
           throw err;
         }
-        if (fresh) runtime = await fresh.commit();
+        if (fresh) {
+          runtime = fresh.commit();
+          this.#pruning = fresh.prune(); // old runtimes go while rpm runs
+        }
       }
       if (runtime) {
         try {
@@ -333,7 +338,7 @@ class FedoraEngine implements Engine {
           ({ extracted, librpm } = await this.#extractRuntime(closure, checks, ctx.dir, stop));
         }
       }
-      this.#forceDebian = await isDebianRpm(ctx.dir, librpm);
+      this.#forceDebian = isDebianRpm(ctx.dir, librpm);
     } finally {
       // nothing is left running when this ends, failed or not
       await Promise.allSettled(checks.values());
@@ -400,6 +405,7 @@ class FedoraEngine implements Engine {
     const total = this.#order.length;
     await this.#installWithRpm(ctx, command, names);
     await this.#releaseRuntime(ctx);
+    await this.#pruning?.catch(() => {});
     return `${total} packages installed by rpm`;
   }
 
@@ -436,6 +442,7 @@ class FedoraEngine implements Engine {
     this.#stop.abort(new AbortedError('stopped'));
     for (const d of this.#arrivals.values()) d.reject(new AbortedError('stopped'));
     await this.#pipeline?.catch(() => {});
+    await this.#pruning?.catch(() => {});
     await this.#releaseRuntime(ctx).catch(() => {});
     if (failed && existsSync(join(ctx.dir, LOG_IN_TREE))) ctx.log('info', `the rpm log is ${join(ctx.dir, LOG_IN_TREE)}`);
   }
@@ -477,10 +484,10 @@ export function rpmClosure(pkgs: RpmPackage[]): Set<RpmPackage> {
 }
 
 /** Whether rpm's library among the files just written is Debian's build (which wants --force-debian). */
-async function isDebianRpm(dir: string, libraries: string[]): Promise<boolean> {
+function isDebianRpm(dir: string, libraries: string[]): boolean {
   for (const path of libraries) {
     try {
-      if ((await readFile(join(dir, path))).includes('force-debian')) return true;
+      if (readFileSync(join(dir, path)).includes('force-debian')) return true;
     } catch {
       /* a dangling symlink */
     }

@@ -19,6 +19,7 @@ import { openpgpKeys as readOpenpgpKeys } from '../pgp.js';
 import { checkSignature, type TrustedKeys } from '../pgp-lite.js';
 import { VerifyError } from '../../errors.js';
 import { createDecompressor, decompressBuffer, type Compression } from '../decompress.js';
+import { Scratch } from '../scratch.js';
 
 /** Tags used here (rpmtag.h). */
 export const TAG = {
@@ -156,8 +157,8 @@ export interface RpmFile {
 
 // Packages are read with synchronous calls: a few small reads each, where a thread-pool round
 // trip per read cost more than the reads (measured), while downloads of the rest go on.
-function readExactly(fd: number, pos: number, len: number, what: string): Buffer {
-  const buf = Buffer.allocUnsafe(len);
+function readExactly(fd: number, pos: number, len: number, what: string, scratch?: Scratch): Buffer {
+  const buf = scratch ? scratch.get(len) : Buffer.allocUnsafe(len);
   let got = 0;
   while (got < len) {
     const n = readSync(fd, buf, got, len - got, pos + got);
@@ -269,12 +270,15 @@ function headerSignatures(sig: RpmHeader): Buffer[] {
   return [sig.bin(TAG.RSAHEADER), sig.bin(TAG.DSAHEADER)].filter((b): b is Buffer => !!b);
 }
 
+/** hashRange's read buffer, kept: a fresh 1 MiB per package costs page faults (bootstrap/scratch.ts). */
+const hashBuffer = new Scratch();
+
 async function hashRange(path: string, start: number, algo: string, end?: number): Promise<string> {
   const h = createHash(algo);
   const fd = openSync(path, 'r');
   try {
     const last = end ?? fstatSync(fd).size;
-    const buf = Buffer.allocUnsafe(1 << 20);
+    const buf = hashBuffer.get(1 << 20); // used synchronously below: no other caller in between
     for (let pos = start; pos < last; ) {
       const n = readSync(fd, buf, 0, Math.min(buf.length, last - pos), pos);
       if (n === 0) break;
@@ -421,19 +425,19 @@ const ONE_SHOT_LIMIT = 64 << 20;
  * @example
  * await extractCpio(await payloadData(rpm), tree);
  */
-export async function payloadData(rpm: RpmFile): Promise<Readable | Buffer[]> {
+export async function payloadData(rpm: RpmFile, scratch?: { input: Scratch; output: Scratch }): Promise<Readable | Buffer[]> {
   const size = rpm.signature.nums(TAG.SIG_LONGARCHIVESIZE)[0] ?? rpm.signature.nums(TAG.SIG_PAYLOADSIZE)[0];
   const format = rpm.header.str(TAG.PAYLOADFORMAT) ?? 'cpio';
   if (size !== undefined && size <= ONE_SHOT_LIMIT && format === 'cpio') {
     const fd = openSync(rpm.path, 'r');
     let raw: Buffer;
     try {
-      raw = readExactly(fd, rpm.payloadStart, rpm.fileSize - rpm.payloadStart, rpm.nevra);
+      raw = readExactly(fd, rpm.payloadStart, rpm.fileSize - rpm.payloadStart, rpm.nevra, scratch?.input);
     } finally {
       closeSync(fd);
     }
     try {
-      const out = await decompressBuffer(raw, payloadCompression(rpm));
+      const out = await decompressBuffer(raw, payloadCompression(rpm), scratch?.output.get(size));
       if (out.length === size) return [out];
     } catch {
       /* the stream below reports it */

@@ -146,7 +146,6 @@ export function resolve(req: ResolveRequest): Resolution {
     for (const p of index.whatProvides(dep)) if (chosen.get(p.name) === p) return true;
     return false;
   };
-  const chosenProviding = (dep: Dep) => index.whatProvides(dep).filter((p) => chosen.get(p.name) === p);
   const evalRich = (r: RichDep): boolean => {
     switch (r.op) {
       case 'dep': return isSatisfied(r.dep);

@@ -20,8 +20,8 @@
  * extract into the tree as before.
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, lchownSync, lstatSync, lutimesSync, linkSync, mkdirSync, readdirSync, readlinkSync, renameSync, symlinkSync, utimesSync, type Stats } from 'node:fs';
-import { mkdir, readdir, rename, rm, stat, utimes } from 'node:fs/promises';
+import { chmodSync, lchownSync, lstatSync, lutimesSync, linkSync, mkdirSync, readdirSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, utimesSync, type Stats } from 'node:fs';
+import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Cache } from '../cache.js';
 import { removeOldest, stageKey } from '../stage-cache.js';
@@ -50,46 +50,48 @@ export function runtimeKey(arch: string, packages: Array<{ nevra: string; sha256
 }
 
 /** The cached runtime's directory, or undefined when there is none. */
-export async function findRuntime(cache: Cache, key: string): Promise<string | undefined> {
+export function findRuntime(cache: Cache, key: string): string | undefined {
   const dir = join(dirOf(cache), key);
-  try {
-    if (!(await stat(dir)).isDirectory()) return undefined;
-  } catch {
-    return undefined;
-  }
+  if (!statSync(dir, { throwIfNoEntry: false })?.isDirectory()) return undefined;
   const now = new Date();
-  await utimes(dir, now, now).catch(() => {}); // recently used
+  try {
+    utimesSync(dir, now, now); // recently used
+  } catch {
+    /* a read-only cache still serves */
+  }
   return dir;
 }
 
 /**
  * A directory to extract a new runtime into, and `commit` to publish it
  * under its key (atomically: a runtime directory exists only complete).
- * Undefined when the cache cannot be written.
+ * Undefined when the cache cannot be written. Synchronous calls: this runs
+ * while downloads keep the event loop busy, where each thread-pool round
+ * trip would wait a whole turn of it.
  */
-export async function newRuntime(cache: Cache, key: string): Promise<{ dir: string; commit(): Promise<string>; discard(): Promise<void> } | undefined> {
+export function newRuntime(cache: Cache, key: string): { dir: string; commit(): string; discard(): Promise<void>; prune(): Promise<void> } | undefined {
   const base = dirOf(cache);
   const dir = join(base, `.${key}.${process.pid}.tmp`);
   try {
-    await mkdir(base, { recursive: true, mode: 0o700 });
-    await rm(dir, { recursive: true, force: true });
-    await mkdir(dir, { mode: 0o755 });
+    mkdirSync(base, { recursive: true, mode: 0o700 });
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { mode: 0o755 });
   } catch {
     return undefined;
   }
   return {
     dir,
-    commit: async () => {
+    commit: () => {
       const final = join(base, key);
       try {
-        await rename(dir, final);
+        renameSync(dir, final);
       } catch {
-        await rm(dir, { recursive: true, force: true }); // another bootstrap published it first
+        rmSync(dir, { recursive: true, force: true }); // another bootstrap published it first
       }
-      await prune(base, key);
       return final;
     },
     discard: () => rm(dir, { recursive: true, force: true }),
+    prune: () => prune(base, key),
   };
 }
 

@@ -8,12 +8,13 @@
  * does with a warning) and file capabilities (FILECAPS text →
  * `security.capability`).
  */
-import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CAPABILITIES } from '../../runtime/caps.js';
 import { VerifyError } from '../../errors.js';
 import { extractCpio } from '../archive/cpio.js';
 import { TreeWriter, entryComponents, type EntryData, type TreeEntry } from '../archive/writer.js';
+import { Scratch } from '../scratch.js';
 import { fileEntries, payloadData, type RpmFile, type RpmFileEntry } from './header.js';
 
 /** User and group names of a tree, from its /etc/passwd and /etc/group. */
@@ -26,9 +27,9 @@ export class TreeIds {
   constructor(readonly root: string) {}
 
   /** (Re)reads the tree's passwd and group files. */
-  async load(): Promise<void> {
-    this.users = await readIds(join(this.root, 'etc/passwd'), 2);
-    this.groups = await readIds(join(this.root, 'etc/group'), 2);
+  load(): void {
+    this.users = readIds(join(this.root, 'etc/passwd'), 2);
+    this.groups = readIds(join(this.root, 'etc/group'), 2);
   }
 
   uid(name: string): number {
@@ -47,11 +48,11 @@ export class TreeIds {
   }
 }
 
-async function readIds(path: string, field: number): Promise<Map<string, number>> {
+function readIds(path: string, field: number): Map<string, number> {
   const out = new Map<string, number>([['root', 0]]);
   let text = '';
   try {
-    text = await readFile(path, 'utf8');
+    text = readFileSync(path, 'utf8');
   } catch {
     return out;
   }
@@ -94,6 +95,8 @@ class RpmTreeWriter extends TreeWriter {
 export class RpmUnpacker {
   readonly #writer: RpmTreeWriter;
   readonly ids: TreeIds;
+  /** The compressed and decompressed payload of the package being written, reused for the next. */
+  readonly #scratch = { input: new Scratch(), output: new Scratch() };
 
   /**
    * `skipDirectories`: write no directory entry, only what lies in them
@@ -108,15 +111,15 @@ export class RpmUnpacker {
     this.#writer.ids = this.ids;
   }
 
-  /** Writes one verified package's payload; returns the paths written. */
+  /** Writes one verified package's payload; returns the paths written. One package at a time: await each. */
   async extract(rpm: RpmFile): Promise<string[]> {
     const files = fileEntries(rpm.header);
     this.#writer.meta = new Map(files.map((f) => [f.path, f]));
-    const written = await extractCpio(await payloadData(rpm), this.root, { writer: this.#writer });
+    const written = await extractCpio(await payloadData(rpm, this.#scratch), this.root, { writer: this.#writer });
     // setup ships passwd and group: later packages' owners are looked up in them
     if (files.some((f) => f.path === '/etc/passwd' || f.path === '/etc/group')) {
       await this.#writer.finish();
-      await this.ids.load();
+      this.ids.load();
     }
     return written;
   }

@@ -4,6 +4,7 @@ import { PassThrough, Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { compressionFromName, createDecompressor, decompressBuffer, decompressStream, detectCompression } from '../../bootstrap/decompress.js';
 import { have, sh, tempDir } from './helpers.js';
+import { Scratch } from '../../bootstrap/scratch.js';
 import { join } from 'node:path';
 import { writeFileSync, readFileSync } from 'node:fs';
 
@@ -67,6 +68,32 @@ describe('bootstrap/decompress', () => {
     const z = hostCompress('zstd', data);
     const dec = await createDecompressor('zstd', { forceFallback: true });
     assert.ok((await collect(Readable.from([z]).pipe(dec))).equals(data));
+  });
+
+  it('decompresses zstd into a reused buffer when it fits, and on its own when it does not', async function () {
+    if (!have('zstd')) this.skip();
+    const t = tempDir();
+    try {
+      const p = join(t.dir, 'in');
+      writeFileSync(p, data);
+      // rpm writes its payload through zstd's streaming API: no content size in the frame
+      sh('zstd', ['-q', '--no-content-size', '-o', `${p}.zst`, p]);
+      const z = readFileSync(`${p}.zst`);
+      const scratch = new Scratch();
+      const exact = await decompressBuffer(z, 'zstd', scratch.get(data.length));
+      assert.ok(exact.equals(data));
+      assert.equal(exact.buffer, scratch.get(1).buffer, 'the output is a view of the scratch buffer');
+      assert.ok((await decompressBuffer(z, 'zstd', Buffer.alloc(data.length + 5000))).equals(data));
+      const small = Buffer.alloc(1000);
+      const fallback = await decompressBuffer(z, 'zstd', small);
+      assert.ok(fallback.equals(data));
+      assert.notEqual(fallback.buffer, small.buffer);
+      const bad = Buffer.from(z);
+      for (let i = 64; i < bad.length - 64; i += 997) bad[i] ^= 0x55;
+      await assert.rejects(decompressBuffer(bad, 'zstd', scratch.get(data.length)), Error);
+    } finally {
+      t.cleanup();
+    }
   });
 
   it('fails on corrupted data for every codec', async function () {
