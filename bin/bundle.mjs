@@ -8,11 +8,9 @@
 //   V8 code cache (written after the first run), skipping parse and compile.
 // Commands stay lazy: esbuild wraps each dynamically imported module in an
 // init function. npm packages stay external in the run path's file; the
-// bootstrap file takes the pure-JavaScript ones it uses in (undici,
-// saxes, tar-stream, commander…), so that they too load from one
-// file through the code cache instead of a few hundred files resolved and
-// compiled one by one (measured: undici alone took 95 ms of a bootstrap's
-// start). Native addons (koffi, zstd-napi, node-liblzma), the
+// bootstrap file takes the pure-JavaScript ones it uses in (saxes,
+// tar-stream, commander…), so that they too load from one file through the
+// code cache instead of many files resolved and compiled one by one. Native addons (koffi, zstd-napi, node-liblzma), the
 // terminal-only task list and prompts, and openpgp (a megabyte that only
 // Debian's InRelease check loads; RPM signatures are checked by
 // bootstrap/pgp-lite.ts) stay external.

@@ -1,7 +1,7 @@
 /**
- * The HTTP client every download goes through: one undici Agent with a
- * connection cap per origin (built-in fetch opens a connection per request
- * when fired at once), keep-alive, redirects, retries with exponential
+ * The HTTP client every download goes through: keep-alive connections
+ * with a cap per origin (bootstrap/http-pool.ts; built-in fetch opens a
+ * connection per request when fired at once), redirects, retries with exponential
  * backoff on network errors and 5xx/429, and resume with Range when a
  * transfer breaks midway. `file://` URLs are served from disk the same way,
  * for tests and local mirrors.
@@ -10,7 +10,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { closeSync, createReadStream, ftruncateSync, openSync, writeSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Agent, redirect, request, type Dispatcher } from './undici-core.js';
+import { Pool } from './http-pool.js';
 import { AbortedError, NetworkError } from '../errors.js';
 
 /** Options of an HttpClient; every field has a default. */
@@ -79,8 +79,7 @@ const RETRYABLE_STATUS = new Set([408, 425, 429, 500, 502, 503, 504]);
  */
 export class HttpClient {
   readonly options: Required<Omit<HttpOptions, 'onRetry'>> & Pick<HttpOptions, 'onRetry'>;
-  #agent: Agent;
-  #dispatcher: Dispatcher;
+  #pool: Pool;
 
   constructor(opts: HttpOptions = {}) {
     this.options = {
@@ -93,13 +92,13 @@ export class HttpClient {
       userAgent: opts.userAgent ?? 'nsbox',
       onRetry: opts.onRetry,
     };
-    this.#agent = new Agent({
+    this.#pool = new Pool({
       connections: this.options.connections,
-      keepAliveTimeout: 10_000,
-      headersTimeout: this.options.headersTimeoutMs,
-      bodyTimeout: this.options.bodyTimeoutMs,
+      keepAliveMs: 10_000,
+      headersTimeoutMs: this.options.headersTimeoutMs,
+      bodyTimeoutMs: this.options.bodyTimeoutMs,
+      maxRedirections: 5,
     });
-    this.#dispatcher = this.#agent.compose(redirect({ maxRedirections: 5 }));
   }
 
   /**
@@ -114,12 +113,7 @@ export class HttpClient {
     if (url.startsWith('file:')) return this.#getFile(url, opts);
     const maxBytes = opts.maxBytes ?? 256 << 20;
     return this.#withRetries(url, opts.signal, async () => {
-      const res = await request(url, {
-        dispatcher: this.#dispatcher,
-        method: 'GET',
-        headers: { 'user-agent': this.options.userAgent, ...opts.headers },
-        signal: opts.signal,
-      });
+      const res = await this.#pool.request(url, { headers: { 'user-agent': this.options.userAgent, ...opts.headers }, signal: opts.signal });
       if (res.statusCode !== 200 && res.statusCode !== 206 && res.statusCode !== 304) {
         await res.body.dump().catch(() => {});
         throw new HttpStatusError(res.statusCode);
@@ -176,7 +170,7 @@ export class HttpClient {
           headers.range = `bytes=${offset}-`;
           if (validator) headers['if-range'] = validator;
         }
-        const res = await request(url, { dispatcher: this.#dispatcher, method: 'GET', headers, signal: opts.signal });
+        const res = await this.#pool.request(url, { headers, signal: opts.signal });
         const h = flattenHeaders(res.headers);
         if (res.statusCode === 416 && offset > 0 && h['content-range'] === `bytes */${offset}`) {
           await res.body.dump().catch(() => {});
@@ -215,7 +209,7 @@ export class HttpClient {
 
   /** Closes the keep-alive connections. */
   async close(): Promise<void> {
-    await this.#agent.close();
+    this.#pool.close();
   }
 
   /**
@@ -302,7 +296,7 @@ function isAbort(err: unknown): boolean {
   return e?.name === 'AbortError' || e?.code === 'UND_ERR_ABORTED' || e?.code === 'ABORT_ERR';
 }
 
-/** One short reason from an undici / system error. */
+/** One short reason from a network or system error. */
 function describe(err: unknown): string {
   const e = err as { message?: string; code?: string; cause?: { message?: string; code?: string } };
   if (e?.cause?.message && (e.message === 'fetch failed' || !e.message)) return e.cause.message;

@@ -86,6 +86,17 @@ const RPM_RUNTIME = [
   /^\/usr\/(lib|lib64)\/.*\.so(\.[\d.]+)*$/, /^\/(lib|lib64)\/.*\.so(\.[\d.]+)*$/, /^\/usr\/lib\/rpm\//, /^\/usr\/lib(64)?\/rpm-plugins\//,
   /^\/etc\/rpm\//, /^\/etc\/(passwd|group|nsswitch\.conf|ld\.so\.conf)$/, /^\/etc\/ld\.so\.conf\.d\//, /^\/etc\/crypto-policies\//, /^\/usr\/s?bin\/rpm/,
 ];
+/**
+ * What matches RPM_RUNTIME but rpm's process never opens: iconv's modules
+ * (glibc ships hundreds), and the macros of other architectures' platforms
+ * (rpm reads platform/<cpu>-<os>/ of the CPU it detects, which is one of the
+ * tree architecture's family: x86_64_v3 on a recent x86_64, athlon or
+ * pentium4 for i686; rpm ships some sixty).
+ */
+const PLATFORM_CPUS: Record<string, string> = {
+  x86_64: 'x86_64(_v\\d)?|amd64|ia32e', i686: 'i[3-6]86|athlon|pentium\\d|geode', aarch64: 'aarch64', ppc64le: 'ppc64le', s390x: 's390x',
+};
+const NOT_RUNTIME = (arch: string) => [/\/gconv\//, new RegExp(`^/usr/lib/rpm/platform/(?!(${PLATFORM_CPUS[arch] ?? arch}|noarch)-)`)];
 const PACKAGE_SPEC = /^[A-Za-z0-9_/.+()-][^\s,]*$/;
 
 /** Fedora architecture names nsbox knows, and the host architecture each runs on. */
@@ -364,6 +375,7 @@ class FedoraEngine implements Engine {
    * rpm refuses), so a big download late in the list holds nothing up.
    */
   async #extractRuntime(closure: RpmPackage[], checks: Map<RpmPackage, Promise<RpmFile>>, dir: string, stop: AbortSignal): Promise<{ extracted: number; librpm: string[] }> {
+    const isRuntimeFile = runtimeFileFilter(this.#plan.arch);
     const unpacker = new RpmUnpacker(dir, { skipDirectories: true });
     let extracted = 0;
     const librpm: string[] = [];
@@ -372,8 +384,8 @@ class FedoraEngine implements Engine {
       // one package at a time, in the order they become ready
       chain = chain.then(async () => {
         stop.throwIfAborted();
-        if (!neededByRpm(pkg, rpm)) return;
-        const written = await unpacker.extract(rpm);
+        if (!neededByRpm(pkg, rpm, isRuntimeFile)) return;
+        const written = await unpacker.extract(rpm, LAYOUT.includes(pkg.name) ? undefined : isRuntimeFile);
         librpm.push(...written.filter((w) => /\/librpm\.so\.\d+$/.test(w)));
         extracted++;
       });
@@ -501,9 +513,15 @@ function isDebianRpm(dir: string, libraries: string[]): boolean {
  * written twice): the layout packages, and those shipping a file rpm's own
  * process uses.
  */
-function neededByRpm(pkg: RpmPackage, rpm: RpmFile): boolean {
+function neededByRpm(pkg: RpmPackage, rpm: RpmFile, isRuntimeFile: (path: string) => boolean): boolean {
   if (LAYOUT.includes(pkg.name)) return true;
-  return fileEntries(rpm.header).some((f) => (f.mode & 0o170000) !== 0o040000 && RPM_RUNTIME.some((re) => re.test(f.path)));
+  return fileEntries(rpm.header).some((f) => (f.mode & 0o170000) !== 0o040000 && isRuntimeFile(f.path));
+}
+
+/** Whether rpm's process needs this file of a package to run (see RPM_RUNTIME, NOT_RUNTIME). */
+export function runtimeFileFilter(arch: string): (path: string) => boolean {
+  const not = NOT_RUNTIME(arch);
+  return (path) => RPM_RUNTIME.some((re) => re.test(path)) && !not.some((re) => re.test(path));
 }
 
 /** Runs at most `n` of the functions given at once. */

@@ -46,7 +46,7 @@ export interface LinkedRuntime {
 
 /** The key of a runtime: its packages, exactly (name, version, checksum of the file). */
 export function runtimeKey(arch: string, packages: Array<{ nevra: string; sha256: string }>): string {
-  return stageKey({ stage: 'fedora-rpm-runtime-1', arch, packages: packages.map((p) => [p.nevra, p.sha256]) });
+  return stageKey({ stage: 'fedora-rpm-runtime-2', arch, packages: packages.map((p) => [p.nevra, p.sha256]) });
 }
 
 /** The cached runtime's directory, or undefined when there is none. */

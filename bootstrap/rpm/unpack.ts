@@ -69,13 +69,17 @@ class RpmTreeWriter extends TreeWriter {
   ids!: TreeIds;
   /** Leave out directory entries (parents are still made, 0755): see RpmUnpacker. */
   skipDirectories = false;
+  /** Write only the files, symlinks and devices whose path this accepts (hard-link groups always whole). */
+  only?: (path: string) => boolean;
 
   override async add(entry: TreeEntry, data?: EntryData): Promise<void> {
-    if (this.skipDirectories && entry.kind === 'directory') {
+    const path = `/${entryComponents(entry.path).join('/')}`;
+    const unwanted = entry.kind === 'directory' ? this.skipDirectories : !!this.only && entry.kind !== 'hardlink' && ((entry as { nlink?: number }).nlink ?? 1) < 2 && !this.only(path);
+    if (unwanted) {
       if (data && !Buffer.isBuffer(data)) for await (const _ of data) void _;
       return;
     }
-    const h = this.meta.get(`/${entryComponents(entry.path).join('/')}`);
+    const h = this.meta.get(path);
     if (h) {
       entry = { ...entry, mode: h.mode & 0o7777, mtime: h.mtime, uid: this.ids.uid(h.user), gid: this.ids.gid(h.group) };
       if (h.caps && entry.kind === 'file') entry.xattrs = { ...entry.xattrs, 'security.capability': capabilityXattr(h.caps) };
@@ -111,10 +115,15 @@ export class RpmUnpacker {
     this.#writer.ids = this.ids;
   }
 
-  /** Writes one verified package's payload; returns the paths written. One package at a time: await each. */
-  async extract(rpm: RpmFile): Promise<string[]> {
+  /**
+   * Writes one verified package's payload (of it only the paths `only`
+   * accepts, when given); returns the paths written. One package at a
+   * time: await each.
+   */
+  async extract(rpm: RpmFile, only?: (path: string) => boolean): Promise<string[]> {
     const files = fileEntries(rpm.header);
     this.#writer.meta = new Map(files.map((f) => [f.path, f]));
+    this.#writer.only = only;
     const written = await extractCpio(await payloadData(rpm, this.#scratch), this.root, { writer: this.#writer });
     // setup ships passwd and group: later packages' owners are looked up in them
     if (files.some((f) => f.path === '/etc/passwd' || f.path === '/etc/group')) {

@@ -170,4 +170,37 @@ describe('bootstrap/http', () => {
       await srv.close();
     }
   });
+
+  it('follows redirects (relative and absolute) and gives up on a loop with one NetworkError', async () => {
+    const srv = await serve((q, res) => {
+      if (q.url === '/a') res.writeHead(301, { location: '/b' }).end('moved');
+      else if (q.url === '/b') res.writeHead(302, { location: `http://127.0.0.1:${(q.socket.localPort)}/c` }).end();
+      else if (q.url === '/c') res.end('here');
+      else res.writeHead(307, { location: q.url }).end();
+    });
+    const h = new HttpClient({ retryDelayMs: 1, tries: 2 });
+    try {
+      assert.equal(await h.getText(`${srv.url}/a`), 'here');
+      await assert.rejects(h.getText(`${srv.url}/loop`), (e: Error) => e instanceof NetworkError && /loop/.test(e.message) && /redirects/.test(e.message));
+    } finally {
+      await h.close();
+      await srv.close();
+    }
+  });
+
+  it('fails a response whose headers do not come, or whose body stalls, in time', async () => {
+    const srv = await serve((q, res) => {
+      if (q.url === '/slow-headers') return; // never answers
+      res.writeHead(200, { 'content-length': '100' });
+      res.write('x'.repeat(10)); // and then nothing more
+    });
+    const h = new HttpClient({ retryDelayMs: 1, tries: 1, headersTimeoutMs: 100, bodyTimeoutMs: 100 });
+    try {
+      await assert.rejects(h.getText(`${srv.url}/slow-headers`), (e: Error) => e instanceof NetworkError && /headers/.test(e.message));
+      await assert.rejects(h.download(`${srv.url}/stall`, join(tmp.dir, 'stall')), (e: Error) => e instanceof NetworkError && /stalled/.test(e.message));
+    } finally {
+      await h.close();
+      await srv.close();
+    }
+  });
 });
