@@ -239,6 +239,29 @@ describe('nsbox bootstrap fedora', function () {
     }
   });
 
+  it('builds a yum-era release (19) from a mirror in the archive layout, with yum, its variables and repositories', async () => {
+    const r19 = await buildFedoraTestRepo(join(work, 'mirror-19'), { release: 19 });
+    try {
+      const dir = join(work, 'f19');
+      const res = await bootstrap(dir, ['--release', '19', '--quiet'], r19, join(work, 'cache-19'));
+      assert.equal(res.code, 0, res.stderr);
+      assert.equal((await inspectTree(dir)).kind, 'complete');
+      const q = await inTree(dir, 'rpm -qa --qf "%{NAME}\\n" | sort; . /etc/os-release; echo "VERSION_ID=$VERSION_ID"');
+      assert.equal(q.code, 0, q.stderr);
+      const names = q.stdout.split('\n');
+      assert.ok(names.includes('yum') && names.includes('fedora-release') && names.includes('rpm'), q.stdout);
+      assert.ok(!names.includes('dnf'), 'yum, not dnf, is the package manager of Fedora 19');
+      assert.ok(names.includes('VERSION_ID=19'));
+      assert.equal(readFileSync(join(dir, 'etc/yum/vars/releasever'), 'utf8'), '19\n');
+      assert.ok(!existsSync(join(dir, 'etc/dnf/vars')));
+      const repos = readdirSync(join(dir, 'etc/yum.repos.d')).map((f) => readFileSync(join(dir, 'etc/yum.repos.d', f), 'utf8')).join('\n');
+      assert.match(repos, new RegExp(`baseurl=${r19.baseUrl}releases/\\$releasever/Everything/\\$basearch/os/`));
+      assert.match(repos, new RegExp(`baseurl=${r19.baseUrl}updates/\\$releasever/\\$basearch/`), 'the updates of releases before 28 have no Everything/');
+    } finally {
+      await r19.close();
+    }
+  });
+
   describe('refuses, in one line, leaving the tree incomplete', () => {
     const repos: TestRepo[] = [];
     after(async () => { for (const r of repos) await r.close(); });

@@ -6,7 +6,7 @@
  * createrepo_c, laid out like a Fedora mirror:
  *
  *   releases/N/Everything/x86_64/os/{Packages/<l>/,repodata/}
- *   updates/N/Everything/x86_64/{Packages/<l>/,repodata/}
+ *   updates/N/Everything/x86_64/{Packages/<l>/,repodata/}   (updates/N/x86_64/ before 28)
  *
  * glibc, bash, coreutils and rpm carry the host's Debian binaries and the
  * libraries ldd finds for them, so a tree built from this repository has a
@@ -226,7 +226,8 @@ async function build(out: string, staging: Staging, release: number): Promise<vo
   await writeFile(join(out, 'RPM-GPG-KEY-nsbox-other'), (await execFile('gpg', ['--batch', '--armor', '--export', otherFpr], { env: { ...process.env, GNUPGHOME: otherHome } })).stdout);
 
   const tree = join(out, 'tree');
-  const dirs = { releases: join(tree, `releases/${release}/Everything/${ARCH}/os`), updates: join(tree, `updates/${release}/Everything/${ARCH}`) };
+  // updates/N/Everything/ARCH since Fedora 28, updates/N/ARCH before (the archive's layout)
+  const dirs = { releases: join(tree, `releases/${release}/Everything/${ARCH}/os`), updates: join(tree, release >= 28 ? `updates/${release}/Everything/${ARCH}` : `updates/${release}/${ARCH}`) };
   for (const repo of ['releases', 'updates'] as const) {
     for (const r of byRepo[repo]) {
       const base = r.slice(r.lastIndexOf('/') + 1);
@@ -285,7 +286,7 @@ export async function buildFedoraTestRepo(dir: string, opts: { release?: number;
   for (const k of ['RPM-GPG-KEY-nsbox-test', 'RPM-GPG-KEY-nsbox-other']) await copyFile(join(cached, k), join(extra, k));
   const fingerprint = (await readFile(join(cached, 'fingerprint'), 'utf8')).trim();
   const releasePath = `releases/${release}/Everything/${ARCH}/os/`;
-  const updatesPath = `updates/${release}/Everything/${ARCH}/`;
+  const updatesPath = release >= 28 ? `updates/${release}/Everything/${ARCH}/` : `updates/${release}/${ARCH}/`;
   let server: Server | undefined;
   let baseUrl = '';
   if (opts.serve !== false) {
