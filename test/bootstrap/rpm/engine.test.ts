@@ -12,7 +12,7 @@
 import assert from 'node:assert/strict';
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -259,6 +259,31 @@ describe('nsbox bootstrap fedora', function () {
       assert.match(repos, new RegExp(`baseurl=${r19.baseUrl}updates/\\$releasever/\\$basearch/`), 'the updates of releases before 28 have no Everything/');
     } finally {
       await r19.close();
+    }
+  });
+
+  it('builds rawhide from a mirror (development/rawhide: one repository, releasever rawhide, dnf5)', async () => {
+    const rh = await buildFedoraTestRepo(join(work, 'mirror-rawhide'), { release: FEDORA_RAWHIDE });
+    try {
+      // rawhide's place on a mirror; nothing left under releases/ or updates/ to fall back on
+      mkdirSync(join(rh.root, 'development/rawhide/Everything'), { recursive: true });
+      renameSync(join(rh.root, `releases/${FEDORA_RAWHIDE}/Everything/x86_64`), join(rh.root, 'development/rawhide/Everything/x86_64'));
+      for (const d of ['releases', 'updates']) rmSync(join(rh.root, d), { recursive: true, force: true });
+      const dir = join(work, 'rawhide');
+      const res = await bootstrap(dir, ['--release', 'rawhide', '--json'], rh, join(work, 'cache-rawhide'));
+      assert.equal(res.code, 0, res.stderr);
+      assert.equal((await inspectTree(dir)).kind, 'complete');
+      const indexed = res.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l)).find((e) => e.type === 'phase' && e.phase === 'index' && e.status === 'done');
+      assert.match(indexed.detail, /^fedora: /, 'one repository');
+      const q = await inTree(dir, '. /etc/os-release; echo "VERSION_ID=$VERSION_ID"; rpm -q fedora-release dnf5 >/dev/null && ! rpm -q dnf >/dev/null && echo INSTALLED');
+      assert.equal(q.code, 0, q.stderr);
+      assert.match(q.stdout, new RegExp(`^VERSION_ID=${FEDORA_RAWHIDE}$`, 'm'));
+      assert.match(q.stdout, /^INSTALLED$/m);
+      assert.equal(readFileSync(join(dir, 'etc/dnf/vars/releasever'), 'utf8'), 'rawhide\n');
+      const repos = readdirSync(join(dir, 'etc/yum.repos.d')).map((f) => readFileSync(join(dir, 'etc/yum.repos.d', f), 'utf8')).join('\n');
+      assert.match(repos, new RegExp(`baseurl=${rh.baseUrl}development/rawhide/Everything/\\$basearch/os/`));
+    } finally {
+      await rh.close();
     }
   });
 
