@@ -136,7 +136,12 @@ async function runPhases(recipe: Recipe, target: string, options: BootstrapOptio
       return `${fresh.length} downloaded (${formatMiB(fresh.reduce((s, f) => s + (f.item.size ?? 0), 0))}), ${r.length - fresh.length} from the cache`;
     });
     await phase('unpack', () => engine.unpack(ctx, files), (d) => d);
+    // What is written so far (downloads, unpacked files) goes to disk while the tree's
+    // package manager runs, instead of all at the end in the syncfs before "complete".
+    const { syncTree } = await import('./sync.js');
+    const flushing = syncTree(target).catch(() => {});
     await phase('configure', () => engine.configure(ctx), (d) => d);
+    await flushing;
     await phase(
       'finish',
       async () => {
@@ -144,7 +149,6 @@ async function runPhases(recipe: Recipe, target: string, options: BootstrapOptio
         if (post && recipe.post?.length) {
           await post.runPostSteps(recipe.post, target, { distribution: recipe.distribution, signal: options.signal, log: (line) => log('info', line) });
         }
-        const { syncTree } = await import('./sync.js');
         await syncTree(target);
         await finishTree(target);
         return detail;

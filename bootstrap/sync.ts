@@ -1,8 +1,10 @@
 /**
  * syncfs(2) on the file system holding a tree. The build writes without
- * fsync (dpkg's force-unsafe-io, eatmydata during configure); one syncfs
- * before the tree is marked complete makes "complete" mean "on disk".
- * Loaded through koffi (already a dependency) only at the end of a bootstrap.
+ * fsync (dpkg's force-unsafe-io, and every in-tree command under
+ * --suppress-sync); one syncfs before the tree is marked complete makes
+ * "complete" mean "on disk". A first one runs while the package manager
+ * configures the tree, so that the last has only that step's writes left.
+ * Loaded through koffi (already a dependency).
  */
 import { closeSync, openSync, constants } from 'node:fs';
 
