@@ -549,8 +549,11 @@ static void set_capabilities(struct plan *p) {
  * afterwards (rpm syncs the whole file system after a transaction and
  * sqlite every database commit). Installed while the process still has
  * CAP_SYS_ADMIN, so no_new_privs is not needed and setuid programs inside
- * keep working. */
+ * keep working. It only saves time: where the kernel has no seccomp
+ * filters (or the architecture is not known here) the calls keep doing
+ * their work, which is never wrong. */
 static void suppress_sync(struct plan *p) {
+  (void)p;
 #ifdef NATIVE_AUDIT_ARCH
   static const int calls[] = {
     SYS_fsync, SYS_fdatasync, SYS_sync, SYS_syncfs,
@@ -573,9 +576,7 @@ static void suppress_sync(struct plan *p) {
   f[k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
   f[k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | 0);
   struct sock_fprog prog = { (unsigned short)k, f };
-  if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0) die_child(p, 3, errno, "cannot suppress sync calls (seccomp)");
-#else
-  die_child(p, 3, ENOSYS, "cannot suppress sync calls on this architecture");
+  (void)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog);
 #endif
 }
 
