@@ -194,12 +194,15 @@ describe('bootstrap/http', () => {
       res.writeHead(200, { 'content-length': '100' });
       res.write('x'.repeat(10)); // and then nothing more
     });
-    const h = new HttpClient({ retryDelayMs: 1, tries: 1, headersTimeoutMs: 100, bodyTimeoutMs: 100 });
+    // each limit short only where it is under test: a busy machine must not hit the other one
+    const noHeaders = new HttpClient({ retryDelayMs: 1, tries: 1, headersTimeoutMs: 100 });
+    const stalled = new HttpClient({ retryDelayMs: 1, tries: 1, bodyTimeoutMs: 100 });
     try {
-      await assert.rejects(h.getText(`${srv.url}/slow-headers`), (e: Error) => e instanceof NetworkError && /headers/.test(e.message));
-      await assert.rejects(h.download(`${srv.url}/stall`, join(tmp.dir, 'stall')), (e: Error) => e instanceof NetworkError && /stalled/.test(e.message));
+      await assert.rejects(noHeaders.getText(`${srv.url}/slow-headers`), (e: Error) => e instanceof NetworkError && /headers/.test(e.message));
+      await assert.rejects(stalled.download(`${srv.url}/stall`, join(tmp.dir, 'stall')), (e: Error) => e instanceof NetworkError && /stalled/.test(e.message));
     } finally {
-      await h.close();
+      await noHeaders.close();
+      await stalled.close();
       await srv.close();
     }
   });
