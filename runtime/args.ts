@@ -70,7 +70,7 @@ export function parseRunArgs(argv: string[], extra: Record<string, Spec> = {}): 
       } else {
         if (eq >= 0) {
           const v = a.slice(eq + 1);
-          if (!['yes', 'no', 'true', 'false', '1', '0'].includes(v)) throw new UsageError(`option \`--${name}\` takes no value (got \`${v}\`)`);
+          if (!['yes', 'no', 'true', 'false', '1', '0'].includes(v)) throw new UsageError(`option \`--${name}\` takes no value, or yes or no (got \`${v}\`)`);
           set(spec, name, ['yes', 'true', '1'].includes(v));
         } else set(spec, name, true);
       }

@@ -108,6 +108,7 @@ describe('runtime/plan: the container plan as data', () => {
     assert.ok(encodePlan(p2).toString().split('\0').includes('nosync'));
     assert.equal(parseRunArgs(['--suppress-sync=no', 'true']).suppressSync, false);
     assert.equal(parseRunArgs(['--suppress-sync', 'true']).suppressSync, true);
+    assert.throws(() => parseRunArgs(['--suppress-sync=maybe', 'true']), /`--suppress-sync` takes no value, or yes or no \(got `maybe`\)/);
   });
 });
 
