@@ -10,10 +10,10 @@
 // init function. npm packages stay external in the run path's file; the
 // bootstrap file takes the pure-JavaScript ones it uses in (saxes,
 // tar-stream, commander…), so that they too load from one file through the
-// code cache instead of many files resolved and compiled one by one. Native addons (koffi, zstd-napi, node-liblzma), the
-// terminal-only task list and prompts, and openpgp (a megabyte that only
-// Debian's InRelease check loads; RPM signatures are checked by
-// bootstrap/pgp-lite.ts) stay external.
+// code cache instead of many files resolved and compiled one by one.
+// Native addons (koffi, zstd-napi, node-liblzma), the terminal-only task
+// list and prompts, and openpgp (a megabyte that only what pgp-lite does
+// not cover loads: bootstrap/pgp-lite.ts) stay external.
 import { build } from 'esbuild';
 import { readFileSync, writeFileSync, chmodSync, rmSync } from 'node:fs';
 

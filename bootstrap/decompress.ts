@@ -223,12 +223,10 @@ export async function decompressBuffer(data: Uint8Array, kind: Compression | 'au
   const buf = Buffer.from(data.buffer, data.byteOffset, data.length);
   if (k === 'none') return buf;
   if (k === 'zstd') {
+    // one pass straight into the caller's (reused) buffer: no window, no chunks to join
+    const n = into && (await zstdIntoBuffer(into, buf));
+    if (n !== undefined) return into!.subarray(0, n);
     const native = await loadZstdNative();
-    if (native && into) {
-      // one pass straight into the caller's (reused) buffer: no window, no chunks to join
-      const n = await zstdIntoBuffer(into, buf);
-      if (n !== undefined) return into.subarray(0, n);
-    }
     if (native) return native.decompress(buf);
   }
   if (k === 'xz') {

@@ -3,7 +3,7 @@
  * size and digest before it is committed. Both engines call this with the
  * items their repository index gave them (Packages / primary.xml).
  */
-import { rm } from 'node:fs/promises';
+import { rmSync } from 'node:fs';
 import { AbortedError, NsboxError, VerifyError } from '../errors.js';
 import type { Cache } from './cache.js';
 import { formatDigest, newHash, toDigest, type Digest } from './digest.js';
@@ -112,38 +112,31 @@ async function fetchOne(item: FetchItem, d: Digest, opts: FetchOptions, signal: 
   }
   let lastProblem = '';
   for (let attempt = 1; attempt <= 2; attempt++) {
-    const tmp = await opts.cache.tempPath(item.name);
-    let hash = newHash(d.algo);
     let seen = 0;
+    let r: Awaited<ReturnType<typeof downloadToCache>>;
     try {
-      const { bytes } = await opts.http.download(item.url, tmp, {
+      r = await downloadToCache(opts.http, opts.cache, item.url, d, {
+        name: item.name,
+        size: item.size,
         signal,
         onChunk: (c) => {
-          hash.update(c);
           seen += c.length;
           stats.addBytes(c.length);
         },
         onReset: () => {
-          hash = newHash(d.algo);
           stats.addBytes(-seen);
           seen = 0;
         },
       });
-      const actual = hash.digest('hex');
-      if (item.size !== undefined && bytes !== item.size) {
-        lastProblem = `size mismatch (expected ${item.size} bytes, got ${bytes})`;
-      } else if (actual !== d.hex) {
-        lastProblem = `${d.algo} mismatch (expected ${d.hex}, got ${actual})`;
-      } else {
-        return { path: await opts.cache.commit(tmp, d), cached: false };
-      }
-      stats.addBytes(-seen);
-      await rm(tmp, { force: true });
     } catch (err) {
-      await rm(tmp, { force: true });
       if (signal.aborted && !(err instanceof NsboxError)) throw new AbortedError('download interrupted', { cause: err });
       throw err;
     }
+    if ('path' in r) return { path: r.path, cached: false };
+    lastProblem = item.size !== undefined && r.bytes !== item.size
+      ? `size mismatch (expected ${item.size} bytes, got ${r.bytes})`
+      : `${d.algo} mismatch (expected ${d.hex}, got ${r.actual})`;
+    stats.addBytes(-seen);
   }
   throw new VerifyError(`cannot verify \`${item.name}\` from \`${item.url}\`: ${lastProblem}`, {
     hint: 'the mirror may be out of sync or the transfer corrupted; try again later or another mirror (--mirror)',
@@ -203,5 +196,44 @@ class ProgressCounter {
       rate: Math.round(rate),
     };
     sink(e);
+  }
+}
+
+/**
+ * One download of `url` into the cache under digest `d`: hashed as it
+ * arrives (`onChunk` sees the same chunks, `onReset` a restart from byte 0),
+ * committed only when its digest (and `size`, when given) match. Returns
+ * the committed path, or what arrived instead (nothing of it is kept).
+ *
+ * @example
+ * const r = await downloadToCache(http, cache, url, { algo: 'sha256', hex }, { size });
+ * if (!('path' in r)) throw new VerifyError(`got ${r.actual}`);
+ */
+export async function downloadToCache(
+  http: HttpClient, cache: Cache, url: string, d: Digest,
+  opts: { size?: number; name?: string; signal?: AbortSignal; onChunk?: (chunk: Buffer) => void; onReset?: () => void } = {},
+): Promise<{ path: string; bytes: number } | { bytes: number; actual: string }> {
+  const tmp = await cache.tempPath(opts.name ?? url.slice(url.lastIndexOf('/') + 1));
+  let hash = newHash(d.algo);
+  let committed = false;
+  try {
+    const { bytes } = await http.download(url, tmp, {
+      signal: opts.signal,
+      onChunk: (c) => {
+        hash.update(c);
+        opts.onChunk?.(c);
+      },
+      onReset: () => {
+        hash = newHash(d.algo);
+        opts.onReset?.();
+      },
+    });
+    const actual = hash.digest('hex');
+    if ((opts.size !== undefined && bytes !== opts.size) || actual !== d.hex) return { bytes, actual };
+    const path = await cache.commit(tmp, d);
+    committed = true;
+    return { path, bytes };
+  } finally {
+    if (!committed) rmSync(tmp, { force: true });
   }
 }

@@ -7,11 +7,12 @@
  * for tests and local mirrors.
  */
 import { readFile, stat } from 'node:fs/promises';
-import { closeSync, createReadStream, ftruncateSync, openSync, writeSync } from 'node:fs';
+import { closeSync, createReadStream, ftruncateSync, openSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool } from './http-pool.js';
 import { AbortedError, NetworkError } from '../errors.js';
+import { writeAll } from './write-all.js';
 
 /** Options of an HttpClient; every field has a default. */
 export interface HttpOptions {
@@ -195,7 +196,7 @@ export class HttpClient {
         validator = h.etag && !h.etag.startsWith('W/') ? h.etag : (h['last-modified'] ?? validator);
         for await (const chunk of res.body) {
           const buf = chunk as Buffer;
-          writeAt(fd, buf, offset);
+          writeAll(fd, buf, offset);
           offset += buf.length;
           opts.onChunk?.(buf);
           noteProgress();
@@ -262,7 +263,7 @@ export class HttpClient {
     try {
       for await (const chunk of createReadStream(fileURLToPath(url), { highWaterMark: 1 << 20, signal: opts.signal })) {
         const buf = chunk as Buffer;
-        writeAt(fd, buf, offset);
+        writeAll(fd, buf, offset);
         offset += buf.length;
         opts.onChunk?.(buf);
       }
@@ -293,13 +294,13 @@ function fileError(url: string, err: unknown, signal?: AbortSignal): Error {
 
 function isAbort(err: unknown): boolean {
   const e = err as { name?: string; code?: string };
-  return e?.name === 'AbortError' || e?.code === 'UND_ERR_ABORTED' || e?.code === 'ABORT_ERR';
+  return e?.name === 'AbortError' || e?.code === 'ABORT_ERR';
 }
 
 /** One short reason from a network or system error. */
 function describe(err: unknown): string {
   const e = err as { message?: string; code?: string; cause?: { message?: string; code?: string } };
-  if (e?.cause?.message && (e.message === 'fetch failed' || !e.message)) return e.cause.message;
+  if (e?.cause?.message && !e.message) return e.cause.message;
   const msg = e?.message ?? String(err);
   return e?.code && !msg.includes(e.code) ? `${msg} (${e.code})` : msg;
 }
@@ -308,9 +309,4 @@ function flattenHeaders(h: Record<string, string | string[] | undefined>): Recor
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(h)) if (v !== undefined) out[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : v;
   return out;
-}
-
-/** pwrite(2) until the whole chunk is written at `offset`. */
-function writeAt(fd: number, buf: Buffer, offset: number): void {
-  for (let done = 0; done < buf.length; ) done += writeSync(fd, buf, done, buf.length - done, offset + done);
 }

@@ -5,6 +5,7 @@
  * `createRenderer('tasks')` (listr2 is heavy).
  */
 import { Listr, type ListrTaskWrapper } from 'listr2';
+import { deferred, type Deferred } from './deferred.js';
 import { PHASES, formatDownload, type Phase, type ProgressEvent, type ProgressRenderer } from './progress.js';
 
 const TITLES: Record<Phase, string> = {
@@ -15,27 +16,6 @@ const TITLES: Record<Phase, string> = {
   configure: 'Configure packages',
   finish: 'Finish tree',
 };
-
-interface Deferred<T> {
-  promise: Promise<T>;
-  resolve: (v: T) => void;
-  reject: (e: unknown) => void;
-  settled: boolean;
-}
-
-function deferred<T>(): Deferred<T> {
-  const d = { settled: false } as Deferred<T>;
-  d.promise = new Promise<T>((res, rej) => {
-    d.resolve = (v) => {
-      if (!d.settled) (d.settled = true), res(v);
-    };
-    d.reject = (e) => {
-      if (!d.settled) (d.settled = true), rej(e);
-    };
-  });
-  d.promise.catch(() => {});
-  return d;
-}
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Task = ListrTaskWrapper<any, any, any>;

@@ -45,30 +45,6 @@ function bad(name: string, why: string): VerifyError {
   return new VerifyError(`cannot read package \`${name}\`: ${why}`, { hint: 'the package file is corrupt; remove it from the cache and retry' });
 }
 
-/**
- * Reads one regular file out of a .deb's data member (the first whose
- * archive path `match` accepts), without extracting anything else.
- *
- * @example
- * const lib = await readDebFile(path, (p) => /\/libeatmydata\.so[.\d]*$/.test(p));
- */
-export async function readDebFile(path: string, match: (archivePath: string) => boolean): Promise<{ path: string; data: Buffer } | undefined> {
-  const { readTar } = await import('../archive/tar.js');
-  for await (const m of readAr(createReadStream(path, { highWaterMark: 1 << 18 }))) {
-    if (!m.name.startsWith('data.tar')) continue;
-    const tar = await decompressStream(Readable.from(m.data), compressionFromName(m.name));
-    let found: { path: string; data: Buffer } | undefined;
-    for await (const { entry, data } of readTar(tar)) {
-      const hit = !found && entry.kind === 'file' && match(entry.path);
-      const chunks: Buffer[] = [];
-      for await (const c of data) if (hit) chunks.push(c);
-      if (hit) found = { path: entry.path, data: Buffer.concat(chunks) };
-    }
-    return found;
-  }
-  return undefined;
-}
-
 /** One member of a data.tar, read into memory. */
 interface Loaded {
   entry: import('../archive/writer.js').TreeEntry;

@@ -29,9 +29,9 @@
  *  6. finish: the services guard undone, apt sources for the mirror and
  *     suites used, an empty machine-id, hostname, caches and lists removed.
  *
- * Speed, without changing what dpkg does: dpkg runs with force-unsafe-io
- * and libeatmydata preloaded (fetched from the same verified archive, never
- * installed; the driver syncs once before marking the tree complete); dpkg
+ * Speed, without changing what dpkg does: dpkg runs with force-unsafe-io,
+ * and every sync call inside is a no-op (runInTree's --suppress-sync; the
+ * driver syncs once before marking the tree complete); dpkg
  * reads copies of the packages whose data member is stored uncompressed
  * (written from the verified files while extracting, and for the remaining
  * packages while dpkg installs the essential set); and the tree after step
@@ -47,7 +47,7 @@ import { AbortedError, NsboxError, UsageError } from '../../errors.js';
 import type { Engine, EngineContext, Selection } from '../engine.js';
 import type { FetchItem, FetchResult } from '../fetch.js';
 import { formatCount } from '../progress.js';
-import { deferred, type Deferred } from '../deferred.js';
+import { Arrivals } from '../deferred.js';
 import { loadKeyringFiles, type Keyring } from '../pgp.js';
 import type { BootstrapOptions, Recipe } from '../recipe.js';
 import type { RecipeSummary } from '../tree-state.js';
@@ -55,7 +55,7 @@ import { TreeWriter } from '../archive/writer.js';
 import { runInTree } from '../in-tree.js';
 import { beginSnapshot, dropStage, restoreStage, stageKey, type Snapshot } from '../stage-cache.js';
 import { MARKER } from '../tree-state.js';
-import { extractDebs, readDebFile, writePlainDeb } from './deb.js';
+import { extractDebs, writePlainDeb } from './deb.js';
 import { installOrder } from './order.js';
 import { loadSuite } from './repository.js';
 import { matches, resolve } from './resolve.js';
@@ -71,7 +71,6 @@ const PACKAGE_NAME = /^[a-z0-9][a-z0-9.+-]+$/;
 const COMPONENT = /^[a-z0-9][a-z0-9.+/-]*$/;
 /** Where dpkg finds the packages (copies with uncompressed data) inside the tree while it runs. */
 const PLAIN_IN_TREE = '/var/lib/nsbox/plain';
-const EATMYDATA_IN_TREE = '/var/lib/nsbox/libeatmydata.so';
 /**
  * What the essential set's own dpkg run writes but nothing needs before it:
  * documentation, manual pages, translations. Left out of the extraction
@@ -190,12 +189,9 @@ class DebianEngine implements Engine {
   #suites: SuiteSource[] = [];
   #bases = new Map<string, string>();
   #order?: { essential: PackageInfo[]; rest: PackageInfo[] };
-  #eatmydata?: PackageInfo;
-  #files = new Map<string, string>();
   /** Package files by name, as they land during the download phase. */
-  #arrivals = new Map<string, Deferred<string>>();
+  #files = new Arrivals<string, string>();
   #unpacking?: Promise<string>;
-  #stop = new AbortController();
   /** Essential packages extracted so far, and whether the unpack phase (whose progress it is) has begun. */
   #unpacked = 0;
   #unpackPhase = false;
@@ -261,12 +257,6 @@ class DebianEngine implements Engine {
     this.#order = order;
     // essential packages first, in extraction order: their unpacking starts while the rest downloads
     const items: FetchItem[] = [...order.essential, ...order.rest].map((pkg) => this.#item(pkg));
-    // libeatmydata for the build only: preloaded into dpkg, never registered in the tree.
-    const eat = u.get('libeatmydata1');
-    if (eat && eat.arch === p.arch && !r.packages.includes(eat)) {
-      this.#eatmydata = eat;
-      items.push(this.#item(eat));
-    }
     const packages: Record<string, string> = {};
     for (const pkg of r.packages) packages[pkg.name] = pkg.version;
     // The index (tens of MB for a full suite) is not needed any more.
@@ -281,8 +271,7 @@ class DebianEngine implements Engine {
 
   /** A package file is in the cache, verified: the essential set's extraction may start (or go on). */
   landed(ctx: EngineContext, _index: number, file: FetchResult): void {
-    this.#files.set(file.item.name, file.path);
-    this.#arrival(file.item.name).resolve(file.path);
+    this.#files.arrive(file.item.name, file.path);
     if (!this.#unpacking) {
       this.#unpacking = this.#unpackAsTheyLand(ctx);
       this.#unpacking.catch(() => {}); // reported by unpack()
@@ -290,21 +279,15 @@ class DebianEngine implements Engine {
   }
 
   async unpack(ctx: EngineContext, files: FetchResult[]): Promise<string> {
-    for (const f of files) if (!this.#files.has(f.item.name)) this.landed(ctx, 0, f);
+    for (const f of files) if (!this.#files.get(f.item.name)) this.landed(ctx, 0, f);
     this.#unpackPhase = true;
     ctx.emit({ type: 'count', phase: 'unpack', done: this.#unpacked, total: this.#order!.essential.length });
     return await this.#unpacking!;
   }
 
-  #arrival(name: string): Deferred<string> {
-    let d = this.#arrivals.get(name);
-    if (!d) this.#arrivals.set(name, (d = deferred<string>()));
-    return d;
-  }
-
   /** The package's verified file, once it has landed. */
   #pathOf(pkg: PackageInfo): Promise<string> {
-    return this.#arrival(basename(pkg.filename)).promise;
+    return this.#files.wait(basename(pkg.filename));
   }
 
   async #unpackAsTheyLand(ctx: EngineContext): Promise<string> {
@@ -313,7 +296,7 @@ class DebianEngine implements Engine {
     if (this.#stageCache) {
       this.#stageKey = stageKey({
         stage: `debian-essential-${STAGE_VERSION}`, arch: this.#plan.arch, core: CORE_FIRST,
-        packages: essential.map((p) => [p.name, p.version, p.sha256]), eatmydata: this.#eatmydata?.sha256 ?? null,
+        packages: essential.map((p) => [p.name, p.version, p.sha256]),
       });
       let meta: StageMeta | undefined;
       try {
@@ -339,7 +322,7 @@ class DebianEngine implements Engine {
     await extractDebs(essential.map((p) => this.#pathOf(p)), writer, {
       names: essential.map((p) => basename(p.filename)),
       plainDests: essential.map((p) => join(dir, this.#plainPath(p))),
-      signal: AbortSignal.any([this.#stop.signal, ...(ctx.signal ? [ctx.signal] : [])]),
+      signal: AbortSignal.any([this.#files.signal, ...(ctx.signal ? [ctx.signal] : [])]),
       skip: (path) => NOT_NEEDED_TO_INSTALL.test(path),
       onPackage: (i, written) => {
         for (const w of written) if (SERVICE_STARTERS.test(w)) starters.push(w);
@@ -349,10 +332,6 @@ class DebianEngine implements Engine {
     });
     await writer.finish();
     ctx.signal?.throwIfAborted();
-    if (this.#eatmydata) {
-      const lib = await readDebFile(await this.#pathOf(this.#eatmydata), (p) => /\/libeatmydata\.so[.\d]*$/.test(p));
-      if (lib) await writeFile(join(dir, EATMYDATA_IN_TREE), lib.data, { mode: 0o644 });
-    }
     this.#diverted = await preventServices(dir, starters);
     // Runs while dpkg installs the essential set (dpkg uses one core).
     this.#plainRest = this.#writePlainRest(ctx);
@@ -397,7 +376,6 @@ class DebianEngine implements Engine {
         logFile: join(dir, LOG_IN_TREE),
         what,
         signal: ctx.signal,
-        setenv: existsSync(join(dir, EATMYDATA_IN_TREE)) ? [`LD_PRELOAD=${EATMYDATA_IN_TREE}`] : [],
         onLine: (line) => {
           const m = /^(Unpacking|Setting up) (\S+)/.exec(line);
           if (m) ctx.emit({ type: 'count', phase: 'configure', done: ++done, total, current: m[2].replace(/:.*$/, '') });
@@ -448,7 +426,7 @@ class DebianEngine implements Engine {
     const { dir } = ctx;
     const p = this.#plan;
     await allowServices(dir, this.#diverted);
-    for (const f of [EATMYDATA_IN_TREE, ESSENTIAL_SCRIPT, REST_SCRIPT, PLAIN_IN_TREE, ...(process.env.NSBOX_KEEP_LOG ? [] : [LOG_IN_TREE])]) await rm(join(dir, f), { recursive: true, force: true });
+    for (const f of [ESSENTIAL_SCRIPT, REST_SCRIPT, PLAIN_IN_TREE, ...(process.env.NSBOX_KEEP_LOG ? [] : [LOG_IN_TREE])]) await rm(join(dir, f), { recursive: true, force: true });
     let sources = renderSources(p.mirrors, this.#suites, p.components);
     if (p.customKeyring) {
       // The tree's apt trusts what this bootstrap trusted.
@@ -465,8 +443,7 @@ class DebianEngine implements Engine {
 
   async dispose(ctx: EngineContext, failed: boolean): Promise<void> {
     // a failed download leaves packages that never land: stop what waits for them
-    this.#stop.abort(new AbortedError('stopped'));
-    for (const d of this.#arrivals.values()) d.reject(new AbortedError('stopped'));
+    this.#files.stop(new AbortedError('stopped'));
     await this.#unpacking?.catch(() => {});
     await this.#plainRest?.catch(() => {});
     // A failed build keeps its log and script for the user to read; the tree stays marked incomplete.

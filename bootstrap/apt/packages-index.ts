@@ -4,10 +4,11 @@
  * when the digest matched, so a tampered index adds nothing.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, openSync, writeSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import { Readable, Transform } from 'node:stream';
 import { VerifyError } from '../../errors.js';
 import { decompressStream } from '../decompress.js';
+import { writeAll } from '../write-all.js';
 import { streamParagraphs } from './deb822.js';
 import type { IndexChoice } from './release.js';
 import { PACKAGE_FIELDS, toPackage, type PackageInfo, type Universe } from './universe.js';
@@ -48,7 +49,7 @@ export async function readPackagesIndex(
     for await (const chunk of plain as AsyncIterable<Buffer>) {
       if (save !== undefined) {
         plainSize += chunk.length;
-        for (let done = 0; done < chunk.length; ) done += writeSync(save, chunk, done, chunk.length - done);
+        writeAll(save, chunk);
       }
       yield chunk;
     }

@@ -7,9 +7,9 @@
 import { createReadStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { PassThrough } from 'node:stream';
-import { createHash } from 'node:crypto';
 import { NsboxError, VerifyError } from '../../errors.js';
 import type { Cache } from '../cache.js';
+import { downloadToCache } from '../fetch.js';
 import type { HttpClient } from '../http.js';
 import type { Keyring } from '../pgp.js';
 import { readPackagesIndex, type ReadIndexOptions } from './packages-index.js';
@@ -114,35 +114,28 @@ function isNotFound(err: unknown): boolean {
 async function downloadAndRead(
   http: HttpClient, cache: Cache, url: string, choice: IndexChoice, universe: Universe, req: SuiteRequest, where: string, readOpts: ReadIndexOptions,
 ): Promise<number> {
-  const digest = { algo: 'sha256' as const, hex: choice.sha256 };
-  const tmp = await cache.tempPath('Packages');
   const live = new PassThrough({ highWaterMark: 1 << 20 });
   let restarted = false;
   const reading = readPackagesIndex(live, choice, universe, req.suite, where, readOpts);
   reading.catch(() => {}); // awaited below, or replaced after a restart
-  let h = createHash('sha256');
   let path: string;
   try {
-    await http.download(url, tmp, {
+    const r = await downloadToCache(http, cache, url, { algo: 'sha256', hex: choice.sha256 }, {
+      name: 'Packages',
       signal: req.signal,
       onChunk: (c) => {
-        h.update(c);
         if (!restarted) live.write(c);
       },
       onReset: () => {
-        h = createHash('sha256');
         if (!restarted) live.destroy(new Error('the server restarted the transfer'));
         restarted = true;
       },
     });
-    const got = h.digest('hex');
-    if (got !== choice.sha256) throw new VerifyError(`cannot verify \`${url}\`: SHA256 ${got}, expected ${choice.sha256}`, { hint: 'the mirror may be syncing; retry later or use another --mirror' });
-    path = await cache.commit(tmp, digest);
+    if (!('path' in r)) throw new VerifyError(`cannot verify \`${url}\`: SHA256 ${r.actual}, expected ${choice.sha256}`, { hint: 'the mirror may be syncing; retry later or use another --mirror' });
+    path = r.path;
   } catch (err) {
     live.destroy(err as Error);
     throw err;
-  } finally {
-    await rm(tmp, { force: true });
   }
   // after a restart the first reader may still hold the decompressed copy's file: no copy this time
   if (restarted) return readPackagesIndex(createReadStream(path), choice, universe, req.suite, where);

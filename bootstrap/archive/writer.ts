@@ -21,10 +21,11 @@
  */
 import {
   constants as C, readFileSync, lstatSync, mkdirSync, openSync, readdirSync, readlinkSync, rmdirSync, symlinkSync, unlinkSync, linkSync,
-  lutimesSync, lchownSync, utimesSync, chmodSync, chownSync, writeSync, fchownSync, fchmodSync, futimesSync, closeSync, type Stats,
+  lutimesSync, lchownSync, utimesSync, chmodSync, chownSync, fchownSync, fchmodSync, futimesSync, closeSync, type Stats,
 } from 'node:fs';
 import { join } from 'node:path';
 import { NsboxError, VerifyError } from '../../errors.js';
+import { writeAll } from '../write-all.js';
 import { mknod, setXattr, S_IFBLK, S_IFCHR, S_IFIFO } from './native.js';
 
 export type EntryKind = 'file' | 'directory' | 'symlink' | 'hardlink' | 'char' | 'block' | 'fifo';
@@ -326,12 +327,8 @@ export class TreeWriter {
   }
 }
 
-/** write(2) until the whole buffer is written. */
-function writeAll(fd: number, buf: Buffer): void {
-  for (let off = 0; off < buf.length; ) off += writeSync(fd, buf, off, buf.length - off);
-}
-
-async function drain(data: EntryData | undefined): Promise<void> {
+/** Consumes entry data nobody writes (a streaming archive reader waits for it). */
+export async function drain(data: EntryData | undefined): Promise<void> {
   if (data && !Buffer.isBuffer(data)) for await (const _ of data) void _;
 }
 

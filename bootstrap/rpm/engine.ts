@@ -51,7 +51,7 @@ import { AbortedError, UsageError, VerifyError } from '../../errors.js';
 import type { Engine, EngineContext, Selection } from '../engine.js';
 import type { FetchItem, FetchResult } from '../fetch.js';
 import { formatCount } from '../progress.js';
-import { deferred, type Deferred } from '../deferred.js';
+import { Arrivals } from '../deferred.js';
 import { readTrustedKeys, type TrustedKeys } from '../pgp-lite.js';
 import { runInTree } from '../in-tree.js';
 import type { BootstrapOptions, Recipe } from '../recipe.js';
@@ -171,10 +171,9 @@ class FedoraEngine implements Engine {
   #items: RpmPackage[] = [];
   /** rpm's closure (what is extracted before rpm runs). */
   #first = new Set<RpmPackage>();
-  #paths = new Map<RpmPackage, string>();
-  #arrivals = new Map<RpmPackage, Deferred<string>>();
+  /** Each package's verified file in the cache, as it lands during the download phase. */
+  #files = new Arrivals<RpmPackage, string>();
   #pipeline?: Promise<{ extracted: number; linked: number }>;
-  #stop = new AbortController();
   /** Verified so far, and whether the unpack phase (whose progress it is) has begun. */
   #verified = 0;
   #unpackPhase = false;
@@ -265,9 +264,7 @@ class FedoraEngine implements Engine {
 
   /** A package file is in the cache, verified against primary's checksum: its checks and extraction may start. */
   landed(ctx: EngineContext, index: number, file: FetchResult): void {
-    const pkg = this.#items[index]!;
-    this.#paths.set(pkg, file.path);
-    this.#arrival(pkg).resolve(file.path);
+    this.#files.arrive(this.#items[index]!, file.path);
     if (!this.#pipeline) {
       this.#pipeline = this.#unpackAsTheyLand(ctx);
       this.#pipeline.catch(() => {}); // reported by unpack()
@@ -275,19 +272,13 @@ class FedoraEngine implements Engine {
   }
 
   async unpack(ctx: EngineContext, files: FetchResult[]): Promise<string> {
-    files.forEach((f, i) => { if (!this.#paths.has(this.#items[i]!)) this.landed(ctx, i, f); });
+    files.forEach((f, i) => { if (!this.#files.get(this.#items[i]!)) this.landed(ctx, i, f); });
     this.#unpackPhase = true;
     ctx.emit({ type: 'count', phase: 'unpack', done: this.#verified, total: this.#order.length });
     const { extracted, linked } = await this.#pipeline!;
     for (const u of this.#unknownOwners) ctx.log('debug', `${u} is not in the tree yet; owned by root until rpm installs the package`);
     const runtime = linked ? `rpm's runtime (${extracted ? `${extracted} packages extracted into the cache, ` : ''}${linked} files) linked from the cache` : `${extracted} extracted for rpm to run`;
     return `${this.#order.length} packages verified, ${runtime}`;
-  }
-
-  #arrival(pkg: RpmPackage): Deferred<string> {
-    let d = this.#arrivals.get(pkg);
-    if (!d) this.#arrivals.set(pkg, (d = deferred<string>()));
-    return d;
   }
 
   /** Owner names rpm's runtime had that its tree did not know yet (mapped to root until rpm installs them). */
@@ -300,11 +291,11 @@ class FedoraEngine implements Engine {
    */
   async #unpackAsTheyLand(ctx: EngineContext): Promise<{ extracted: number; linked: number }> {
     const p = this.#plan;
-    const stop = AbortSignal.any([this.#stop.signal, ...(ctx.signal ? [ctx.signal] : [])]);
+    const stop = AbortSignal.any([this.#files.signal, ...(ctx.signal ? [ctx.signal] : [])]);
     const limit = limiter(2);
     const checks = new Map<RpmPackage, Promise<RpmFile>>();
     for (const pkg of this.#items) {
-      const check = this.#arrival(pkg).promise.then((path) => limit(async () => {
+      const check = this.#files.wait(pkg).then((path) => limit(async () => {
         stop.throwIfAborted();
         const rpm = await verifyRpm(path, { keys: this.#keys, noSignature: p.noVerify });
         if (rpm.nevra !== nevra(pkg)) {
@@ -407,23 +398,13 @@ class FedoraEngine implements Engine {
   async configure(ctx: EngineContext): Promise<string> {
     const { dir } = ctx;
     const cacheDir = ctx.cache.dir.replace(/\/+$/, '');
-    const inTree = (pkg: RpmPackage) => `${RPMS_IN_TREE}/${this.#paths.get(pkg)!.slice(cacheDir.length + 1)}`;
+    const inTree = (pkg: RpmPackage) => `${RPMS_IN_TREE}/${this.#files.get(pkg)!.slice(cacheDir.length + 1)}`;
     // Debian's build of rpm (the synthetic test repository's) asks for --force-debian; Fedora's has no such flag.
     // Signatures and digests were checked against the pinned key in unpack (the tree has no key imported yet).
     const command = ['rpm', '-i', '-v', '--nosignature', '--nodigest', ...(this.#forceDebian ? ['--force-debian'] : []), ...this.#order.map(inTree)];
     await mkdir(join(dir, RPMS_IN_TREE), { recursive: true });
     await mkdir(join(dir, LOG_IN_TREE, '..'), { recursive: true, mode: 0o755 });
     const names = new Map(this.#order.map((pkg) => [nevra(pkg), pkg.name]));
-    const total = this.#order.length;
-    await this.#installWithRpm(ctx, command, names);
-    await this.#releaseRuntime(ctx);
-    await this.#pruning?.catch(() => {});
-    return `${total} packages installed by rpm`;
-  }
-
-  async #installWithRpm(ctx: EngineContext, command: string[], names: Map<string, string>): Promise<void> {
-    const { dir } = ctx;
-    const cacheDir = ctx.cache.dir.replace(/\/+$/, '');
     const total = this.#order.length;
     let done = 0;
     await runInTree(dir, command, {
@@ -437,6 +418,9 @@ class FedoraEngine implements Engine {
         if (name) ctx.emit({ type: 'count', phase: 'configure', done: ++done, total, current: name });
       },
     });
+    await this.#releaseRuntime(ctx);
+    await this.#pruning?.catch(() => {});
+    return `${total} packages installed by rpm`;
   }
 
   async finish(ctx: EngineContext): Promise<string> {
@@ -451,8 +435,7 @@ class FedoraEngine implements Engine {
 
   async dispose(ctx: EngineContext, failed: boolean): Promise<void> {
     // a failed download leaves packages that never land: stop what waits for them
-    this.#stop.abort(new AbortedError('stopped'));
-    for (const d of this.#arrivals.values()) d.reject(new AbortedError('stopped'));
+    this.#files.stop(new AbortedError('stopped'));
     await this.#pipeline?.catch(() => {});
     await this.#pruning?.catch(() => {});
     await this.#releaseRuntime(ctx).catch(() => {});

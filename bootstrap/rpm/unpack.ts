@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { CAPABILITIES } from '../../runtime/caps.js';
 import { VerifyError } from '../../errors.js';
 import { extractCpio } from '../archive/cpio.js';
-import { TreeWriter, entryComponents, type EntryData, type TreeEntry } from '../archive/writer.js';
+import { TreeWriter, drain, entryComponents, type EntryData, type TreeEntry } from '../archive/writer.js';
 import { Scratch } from '../scratch.js';
 import { fileEntries, payloadData, type RpmFile, type RpmFileEntry } from './header.js';
 
@@ -75,10 +75,7 @@ class RpmTreeWriter extends TreeWriter {
   override async add(entry: TreeEntry, data?: EntryData): Promise<void> {
     const path = `/${entryComponents(entry.path).join('/')}`;
     const unwanted = entry.kind === 'directory' ? this.skipDirectories : !!this.only && entry.kind !== 'hardlink' && ((entry as { nlink?: number }).nlink ?? 1) < 2 && !this.only(path);
-    if (unwanted) {
-      if (data && !Buffer.isBuffer(data)) for await (const _ of data) void _;
-      return;
-    }
+    if (unwanted) return drain(data);
     const h = this.meta.get(path);
     if (h) {
       entry = { ...entry, mode: h.mode & 0o7777, mtime: h.mtime, uid: this.ids.uid(h.user), gid: this.ids.gid(h.group) };

@@ -552,8 +552,7 @@ static void set_capabilities(struct plan *p) {
  * keep working. It only saves time: where the kernel has no seccomp
  * filters (or the architecture is not known here) the calls keep doing
  * their work, which is never wrong. */
-static void suppress_sync(struct plan *p) {
-  (void)p;
+static void suppress_sync(void) {
 #ifdef NATIVE_AUDIT_ARCH
   static const int calls[] = {
     SYS_fsync, SYS_fdatasync, SYS_sync, SYS_syncfs,
@@ -673,7 +672,7 @@ static void __attribute__((noreturn)) finish_and_exec(struct plan *p) {
   if (setsid() < 0) die_child(p, 3, errno, "cannot start a session");
   if (p->console_fd >= 0 && ioctl(p->console_fd, TIOCSCTTY, 0) < 0) die_child(p, 3, errno, "cannot make the console the controlling terminal");
   arrange_fds(p);
-  if (p->suppress_sync) suppress_sync(p);
+  if (p->suppress_sync) suppress_sync();
   if (p->set_caps) set_capabilities(p);
   set_user(p);
   if (p->chdir && chdir(p->chdir) < 0) die_child(p, 3, errno, fmt2(msg, sizeof msg, "change directory to", p->chdir, "", NULL));
