@@ -37,13 +37,32 @@ function libraryPath(): string {
   throw new SetupError('the native helper is not built (runtime/native/build/libnsbox.so is missing)', { hint: 'run `npm ci` (or `make -C runtime/native`) in the nsbox checkout' });
 }
 
+/** A failed start: the child's one-line report and its exit code (127, 126 or 3). */
+export type SpawnFailure = { error: string; code: number };
+
+/** A child waiting at its rendezvous (a plan with `rendezvous`): resume or abort it exactly once. */
+export interface PendingChild {
+  pid: number;
+  /** Lets it go on, handing it fds (the child sees them in order); resolves once it has exec'd. */
+  resume(fds?: number[]): { pid: number } | SpawnFailure;
+  /** Kills and reaps it. */
+  abort(): void;
+}
+
 export interface Native {
-  spawn(plan: Buffer): { pid: number } | { error: string; code: number };
+  spawn(plan: Buffer): { pid: number } | SpawnFailure;
+  /** Starts a plan that has a rendezvous: the child waits until resumed. */
+  spawnPending(plan: Buffer): PendingChild | SpawnFailure;
   /** Wait status if pid ended, -1 while it runs, -2 if it is not our child. */
   reap(pid: number): number;
   /** A pty master, its slave's path, and a slave fd held open (so the master never reads EOF across a reboot). */
   openpty(): { fd: number; path: string; slaveFd: number };
   setWinsize(fd: number, rows: number, cols: number): void;
+  /** A terminal's settings (struct termios bytes), or undefined if fd is not one. */
+  ttyGet(fd: number): Buffer | undefined;
+  ttySet(fd: number, saved: Buffer): void;
+  /** 'full': cfmakeraw; 'output': no output processing, echo or line editing (signals kept). */
+  ttyRaw(fd: number, mode: 'full' | 'output'): void;
   devicePolicy(cgroupDir: string, rules: [number, number, number, number][]): string | undefined;
   guard(entries: string[]): { fd: number; pid: number };
   /** A listening TCP socket (not close-on-exec); addr "" = every address. Returns fd or -errno. */
@@ -68,9 +87,16 @@ export function native(): Native {
   const libPath = libraryPath();
   const lib = koffi.load(libPath);
   const spawn = lib.func('int nsbox_spawn(const uint8_t *plan, int len, _Out_ uint8_t *err, int errlen)');
+  const spawnStart = lib.func('int nsbox_spawn_start(const uint8_t *plan, int len, _Out_ uint8_t *err, int errlen, _Out_ void **handle)');
+  const spawnResume = lib.func('int nsbox_spawn_resume(void *handle, const int *fds, int nfds, _Out_ uint8_t *err, int errlen)');
+  const spawnAbort = lib.func('void nsbox_spawn_abort(void *handle)');
   const reap = lib.func('int nsbox_reap(int pid)');
   const openpty = lib.func('int nsbox_openpty(_Out_ uint8_t *name, int len)');
   const winsize = lib.func('int nsbox_set_winsize(int fd, int rows, int cols)');
+  const ttySize = lib.func('int nsbox_tty_size(void)');
+  const ttyGet = lib.func('int nsbox_tty_get(int fd, _Out_ uint8_t *saved, int len)');
+  const ttySet = lib.func('int nsbox_tty_set(int fd, const uint8_t *saved, int len)');
+  const ttyRaw = lib.func('int nsbox_tty_raw(int fd, int mode)');
   const policy = lib.func('int nsbox_device_policy(const char *dir, const int *rules, int n, _Out_ uint8_t *err, int errlen)');
   const guard = lib.func('int nsbox_guard(const char *exe, const uint8_t *entries, int len, _Out_ int *pid)');
   const guardExe = join(dirname(libPath), 'nsbox-guard');
@@ -89,6 +115,24 @@ export function native(): Native {
       if (r > 0) return { pid: r };
       return { error: cstr(err) || 'the container failed to start', code: -r };
     },
+    spawnPending(plan) {
+      const err = Buffer.alloc(2048);
+      const out: unknown[] = [null];
+      const r = spawnStart(plan, plan.length, err, err.length, out) as number;
+      if (r <= 0) return { error: cstr(err) || 'the container failed to start', code: -r };
+      let handle: unknown = out[0];
+      if (!handle) throw new SetupError('the native helper returned no rendezvous handle (plan without `rendezvous`)');
+      const take = () => { const h = handle; handle = undefined; if (!h) throw new Error('rendezvous already resumed or aborted'); return h; };
+      return {
+        pid: r,
+        resume(fds = []) {
+          const e = Buffer.alloc(2048);
+          const res = spawnResume(take(), new Int32Array(fds), fds.length, e, e.length) as number;
+          return res > 0 ? { pid: res } : { error: cstr(e) || 'the container failed to start', code: -res };
+        },
+        abort() { if (handle) spawnAbort(take()); },
+      };
+    },
     openpty() {
       const name = Buffer.alloc(128);
       const fd = openpty(name, name.length) as number;
@@ -98,6 +142,12 @@ export function native(): Native {
     },
     reap(pid) { return reap(pid) as number; },
     setWinsize(fd, rows, cols) { winsize(fd, rows, cols); },
+    ttyGet(fd) {
+      const b = Buffer.alloc(ttySize() as number);
+      return (ttyGet(fd, b, b.length) as number) < 0 ? undefined : b;
+    },
+    ttySet(fd, saved) { ttySet(fd, saved, saved.length); },
+    ttyRaw(fd, mode) { ttyRaw(fd, mode === 'full' ? 1 : 2); },
     devicePolicy(dir, rules) {
       const err = Buffer.alloc(512);
       const flat = new Int32Array(rules.flat());

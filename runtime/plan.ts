@@ -37,6 +37,8 @@ export interface ContainerPlan {
   /** Host path of the pty slave that becomes /dev/console and stdio, or none for pipe mode. */
   consolePath?: string;
   bringUpLoopback: boolean;
+  /** The child waits once its namespaces exist, until the supervisor's host steps are done (supervise.ts). */
+  rendezvous?: boolean;
   listenFds: number[];
   /** fds that become the container's stdin, stdout, stderr in pipe mode (default: nsbox's own). */
   stdio?: [number, number, number];

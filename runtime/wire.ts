@@ -48,6 +48,7 @@ export function encodePlan(plan: ContainerPlan, opts: { join?: number; dieWithPa
     if (plan.rootReadOnly) put('root-ro');
     if (plan.bringUpLoopback) put('netlo');
   }
+  if (plan.rendezvous) put('rendezvous');
   if (plan.suppressSync) put('nosync');
   put('caps', plan.capabilities.toString(16));
   if (plan.user) put('user', plan.user.uid, plan.user.gid, plan.user.groups.join(','));

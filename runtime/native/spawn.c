@@ -94,12 +94,16 @@ struct plan {
   int stdio[3]; /* fds to become 0–2 in pipe mode, or -1 to keep */
   int die_with_parent;
   int suppress_sync; /* sync calls succeed without doing anything (nspawn's --suppress-sync) */
+  int rendezvous;    /* the child waits after clone until the parent has set up the host side */
   const char *argv[MAX_STRS];
   int argc;
   const char *envp[MAX_STRS];
   int envc;
   /* runtime, child side */
   int errfd;
+  int syncfd;        /* rendezvous: the child's end of a socketpair, or -1 */
+  int passed_fds[16]; /* fds the parent sent at the rendezvous (SCM_RIGHTS), in order */
+  int npassed;
   int console_fd;
 };
 
@@ -168,7 +172,7 @@ static int parse_plan(const char *buf, int len, struct plan *p, char *err, int e
   int n = 0;
   const char *q = buf, *end = buf + len;
   memset(p, 0, sizeof *p);
-  p->errfd = p->console_fd = -1;
+  p->errfd = p->console_fd = p->syncfd = -1;
   p->stdio[0] = p->stdio[1] = p->stdio[2] = -1;
   while (q < end) {
     if (n >= (int)(sizeof strs / sizeof strs[0])) { snprintf(err, errlen, "plan too large"); return -1; }
@@ -207,6 +211,7 @@ static int parse_plan(const char *buf, int len, struct plan *p, char *err, int e
     else if (!strcmp(key, "netlo")) { p->netlo = 1; i += 1; }
     else if (!strcmp(key, "pdeathsig")) { p->die_with_parent = 1; i += 1; }
     else if (!strcmp(key, "nosync")) { p->suppress_sync = 1; i += 1; }
+    else if (!strcmp(key, "rendezvous")) { p->rendezvous = 1; i += 1; }
     else if (!strcmp(key, "listen")) {
       NEED(1);
       if (parse_u64(strs[i + 1], &v, 10) || p->nlisten >= 32) goto bad;
@@ -699,11 +704,37 @@ static void enter_cgroup(struct plan *p, const char *dir) {
   close(fd);
 }
 
+/* Rendezvous, child side: every namespace exists; wait until the parent
+ * has done its host-side part (a user namespace's id maps, a veth moved in)
+ * and take the fds it sends. EOF without a message means it gave up. */
+static void await_parent(struct plan *p) {
+  char byte = 0;
+  union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int) * 16)]; } ctl;
+  struct iovec iov = { &byte, 1 };
+  struct msghdr mh;
+  ssize_t r;
+  memset(&mh, 0, sizeof mh);
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  mh.msg_control = ctl.buf;
+  mh.msg_controllen = sizeof ctl.buf;
+  do r = recvmsg(p->syncfd, &mh, MSG_CMSG_CLOEXEC); while (r < 0 && errno == EINTR);
+  if (r != 1 || byte != 'G') _exit(3); /* nobody to report to */
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    int n = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+    for (int i = 0; i < n && p->npassed < 16; i++) memcpy(&p->passed_fds[p->npassed++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+  }
+  close(p->syncfd);
+  p->syncfd = -1;
+}
+
 static int child_main(void *arg) {
   struct plan *p = arg;
   char msg[1024];
   reset_signals();
   if (p->die_with_parent) prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (p->rendezvous) await_parent(p);
   /* Into our cgroup before unsharing the cgroup namespace, so that it is the
    * container's root; "0" means the writer itself. */
   if (p->cgroup) enter_cgroup(p, p->cgroup);
@@ -821,61 +852,159 @@ static int __attribute__((unused)) write_pid(const char *dir, pid_t pid, char *e
   return 0;
 }
 
+void nsbox_spawn_abort(void *handle);
+
+/* The state between nsbox_spawn_start and nsbox_spawn_resume. */
+struct pending {
+  pid_t pid;
+  int reportfd; /* read end of the child's close-on-exec report pipe */
+  int syncfd;   /* parent's end of the rendezvous socketpair, or -1 */
+  char *stack;
+  struct plan *plan;
+};
+
+static void pending_free(struct pending *w) {
+  if (w->reportfd >= 0) close(w->reportfd);
+  if (w->syncfd >= 0) close(w->syncfd);
+  if (w->stack) munmap(w->stack, STACK_SIZE);
+  free(w->plan);
+  free(w);
+}
+
+/* Waits for the child's report; returns its pid if it exec'd, else -code. */
+static int pending_finish(struct pending *w, char *err, int errlen) {
+  int code = read_report(w->reportfd, err, errlen);
+  int ret = w->pid;
+  if (code) {
+    while (waitpid(w->pid, NULL, __WALL) < 0 && errno == EINTR) {}
+    ret = -code;
+  }
+  pending_free(w);
+  return ret;
+}
+
 /*
- * Starts a container (or joins one, with "join PID" in the plan).
- * Returns the host pid of the container's first process (reap it with
- * nsbox_reap). On failure returns
- * -EXITCODE (127 not found, 126 not executable, 3 setup) with err filled.
+ * Clones the container's first process (or the process that joins a
+ * running one, with "join PID" in the plan). Without "rendezvous" it runs
+ * straight to exec: returns its host pid (reap it with nsbox_reap), or
+ * -EXITCODE (127 not found, 126 not executable, 3 setup) with err filled;
+ * *handle stays NULL. With "rendezvous" the child waits once its namespaces
+ * exist: this returns its pid at once and a handle for nsbox_spawn_resume
+ * (or nsbox_spawn_abort), so TypeScript can set up the host side first.
  */
-int nsbox_spawn(const char *planbuf, int planlen, char *err, int errlen) {
-  struct plan *p = calloc(1, sizeof *p);
-  int errpipe[2] = { -1, -1 };
-  char *stack = NULL;
-  int ret = -1;
+int nsbox_spawn_start(const char *planbuf, int planlen, char *err, int errlen, void **handle) {
+  struct pending *w = calloc(1, sizeof *w);
+  int errpipe[2] = { -1, -1 }, sv[2] = { -1, -1 };
   sigset_t all, saved;
   err[0] = 0;
-  if (!p) { snprintf(err, errlen, "out of memory"); return -1; }
-  if (parse_plan(planbuf, planlen, p, err, errlen) < 0) { free(p); return -3; }
+  *handle = NULL;
+  if (!w || !(w->plan = calloc(1, sizeof *w->plan))) { free(w); snprintf(err, errlen, "out of memory"); return -3; }
+  w->reportfd = w->syncfd = -1;
+  struct plan *p = w->plan;
+  if (parse_plan(planbuf, planlen, p, err, errlen) < 0) { pending_free(w); return -3; }
   if (pipe2(errpipe, O_CLOEXEC) < 0) {
     snprintf(err, errlen, "cannot create a pipe: %s", strerror(errno));
-    ret = -3;
-    goto out;
+    pending_free(w);
+    return -3;
   }
+  w->reportfd = errpipe[0];
   p->errfd = errpipe[1];
-  stack = mmap(NULL, STACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-  if (stack == MAP_FAILED) { stack = NULL; snprintf(err, errlen, "cannot allocate a stack: %s", strerror(errno)); ret = -3; goto out; }
+  if (p->rendezvous) {
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+      snprintf(err, errlen, "cannot create a socket pair: %s", strerror(errno));
+      close(errpipe[1]);
+      pending_free(w);
+      return -3;
+    }
+    w->syncfd = sv[0];
+    p->syncfd = sv[1];
+  }
+  w->stack = mmap(NULL, STACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  if (w->stack == MAP_FAILED) {
+    w->stack = NULL;
+    snprintf(err, errlen, "cannot allocate a stack: %s", strerror(errno));
+    close(errpipe[1]);
+    if (sv[1] >= 0) close(sv[1]);
+    pending_free(w);
+    return -3;
+  }
   /*
    * A new container is cloned with vfork semantics (CLONE_VM|CLONE_VFORK, as
    * posix_spawn does): no copy of Node's memory, and this thread sleeps until
-   * the child has exec'd or failed. Joining a running container cannot: its
-   * child forks again and waits, so it gets a plain copy.
+   * the child has exec'd or failed. A child that waits at a rendezvous, or
+   * that joins a running container (it forks again and waits), cannot share
+   * our memory while we go on: it gets a plain copy.
    */
-  int flags = SIGCHLD | (p->join ? 0 : (CLONE_VM | CLONE_VFORK | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | p->clone_flags));
+  int shared = !p->join && !p->rendezvous;
+  int flags = SIGCHLD | (shared ? (CLONE_VM | CLONE_VFORK) : 0) |
+              (p->join ? 0 : (CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | p->clone_flags));
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &saved);
-  pid_t pid = clone(p->join ? join_main : child_main, stack + STACK_SIZE, flags, p);
+  pid_t pid = clone(p->join ? join_main : child_main, w->stack + STACK_SIZE, flags, p);
   int clone_errno = errno;
   pthread_sigmask(SIG_SETMASK, &saved, NULL);
+  close(errpipe[1]);
+  if (sv[1] >= 0) close(sv[1]);
   if (pid < 0) {
     snprintf(err, errlen, "cannot create the container's namespaces: %s", strerror(clone_errno));
-    ret = -3;
-    goto out;
+    pending_free(w);
+    return -3;
   }
-  close(errpipe[1]); errpipe[1] = -1;
-  int code = read_report(errpipe[0], err, errlen);
-  if (code) {
-    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
-    ret = -code;
-    goto out;
+  w->pid = pid;
+  if (p->rendezvous) { *handle = w; return pid; }
+  return pending_finish(w, err, errlen);
+}
+
+/*
+ * Lets a child waiting at its rendezvous go on, handing it fds (in order;
+ * see passed_fds), and waits for its report: returns its pid once it has
+ * exec'd, or -EXITCODE with err filled (the child is reaped). The handle is
+ * freed either way.
+ */
+int nsbox_spawn_resume(void *handle, const int *fds, int nfds, char *err, int errlen) {
+  struct pending *w = handle;
+  char byte = 'G';
+  union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int) * 16)]; } ctl;
+  struct iovec iov = { &byte, 1 };
+  struct msghdr mh;
+  err[0] = 0;
+  if (nfds < 0 || nfds > 16) { snprintf(err, errlen, "too many fds for the container"); nsbox_spawn_abort(handle); return -3; }
+  memset(&mh, 0, sizeof mh);
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  if (nfds > 0) {
+    memset(&ctl, 0, sizeof ctl);
+    mh.msg_control = ctl.buf;
+    mh.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
+    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
+    memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)nfds);
   }
-  ret = pid;
-out:
-  for (int i = 0; i < 2; i++) {
-    if (errpipe[i] >= 0) close(errpipe[i]);
-  }
-  if (stack) munmap(stack, STACK_SIZE);
-  free(p);
-  return ret;
+  ssize_t r;
+  do r = sendmsg(w->syncfd, &mh, MSG_NOSIGNAL); while (r < 0 && errno == EINTR);
+  close(w->syncfd);
+  w->syncfd = -1;
+  /* If the child is already gone, its report (or EOF) tells. */
+  return pending_finish(w, err, errlen);
+}
+
+/* Gives up on a child waiting at its rendezvous: kills and reaps it. */
+void nsbox_spawn_abort(void *handle) {
+  struct pending *w = handle;
+  if (!w) return;
+  kill(w->pid, SIGKILL);
+  while (waitpid(w->pid, NULL, __WALL) < 0 && errno == EINTR) {}
+  pending_free(w);
+}
+
+/* The one-step form: start and, with a rendezvous, resume at once. */
+int nsbox_spawn(const char *planbuf, int planlen, char *err, int errlen) {
+  void *h = NULL;
+  int r = nsbox_spawn_start(planbuf, planlen, err, errlen, &h);
+  if (r > 0 && h) return nsbox_spawn_resume(h, NULL, 0, err, errlen);
+  return r;
 }
 
 /* Opens a pty master; the slave's path is written to name. */
@@ -898,21 +1027,47 @@ int nsbox_set_winsize(int fd, int rows, int cols) {
   return ioctl(fd, TIOCSWINSZ, &ws) < 0 ? -errno : 0;
 }
 
-/* Raw mode for a pty master's line discipline is the slave's business; this
- * only exists so TypeScript can set a terminal fd raw without a TTY stream. */
-int nsbox_tty_raw(int fd, int raw, char *saved, int savedlen) {
+/* The user's terminal while a console is attached (nsbox_tty_*): its
+ * settings are saved as the raw bytes of a struct termios, which is what
+ * TypeScript hands back to restore them and what the guard gets as hex. */
+int nsbox_tty_size(void) { return (int)sizeof(struct termios); }
+
+int nsbox_tty_get(int fd, char *saved, int savedlen) {
   struct termios t;
   if ((size_t)savedlen < sizeof t) return -EINVAL;
-  if (raw) {
-    if (tcgetattr(fd, &t) < 0) return -errno;
-    memcpy(saved, &t, sizeof t);
-    cfmakeraw(&t);
-    if (tcsetattr(fd, TCSANOW, &t) < 0) return -errno;
-  } else {
-    memcpy(&t, saved, sizeof t);
-    if (tcsetattr(fd, TCSANOW, &t) < 0) return -errno;
-  }
+  if (tcgetattr(fd, &t) < 0) return -errno;
+  memcpy(saved, &t, sizeof t);
   return 0;
+}
+
+int nsbox_tty_set(int fd, const char *saved, int savedlen) {
+  struct termios t;
+  if ((size_t)savedlen < sizeof t) return -EINVAL;
+  memcpy(&t, saved, sizeof t);
+  int r;
+  do r = tcsetattr(fd, TCSANOW, &t); while (r < 0 && errno == EINTR);
+  return r < 0 ? -errno : 0;
+}
+
+/* mode 1: fully raw (cfmakeraw: no echo, no signals, no output processing,
+ * so "\n" from the container is not turned into "\r\n" a second time).
+ * mode 2: raw output only, for read-only consoles (the user's keys still
+ * signal nsbox), as systemd's pty forwarder does for its stdout. */
+int nsbox_tty_raw(int fd, int mode) {
+  struct termios t;
+  if (tcgetattr(fd, &t) < 0) return -errno;
+  if (mode == 1) {
+    cfmakeraw(&t);
+  } else {
+    t.c_iflag &= ~(tcflag_t)(IGNBRK | BRKINT | PARMRK | ISTRIP | INLCR | IGNCR | ICRNL | IXON);
+    t.c_oflag &= ~(tcflag_t)OPOST;
+    t.c_lflag &= ~(tcflag_t)(ECHO | ECHONL | ICANON | IEXTEN);
+  }
+  t.c_cc[VMIN] = 1;
+  t.c_cc[VTIME] = 0;
+  int r;
+  do r = tcsetattr(fd, TCSANOW, &t); while (r < 0 && errno == EINTR);
+  return r < 0 ? -errno : 0;
 }
 
 /* ---------- device policy for cgroup2 (BPF_PROG_TYPE_CGROUP_DEVICE) ---------- */
