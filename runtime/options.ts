@@ -52,7 +52,11 @@ export interface TmpfsSpec { dest: string; options: string }
 export interface RunOptions {
   directory: string;
   machine: string;
+  /** The name was derived from the directory (no -M): if it is taken, a free `NAME-2`, `NAME-3`… is used. */
+  machineAuto: boolean;
   hostname: string;
+  /** The hostname follows the machine name (no --hostname). */
+  hostnameAuto: boolean;
   boot: boolean;
   capabilities: bigint;
   privateNetwork: boolean;
@@ -189,7 +193,7 @@ export function normalizeRunOptions(input: RunInput, ctx: { isTTY: boolean; cwd?
     throw new UsageError('the number of socket names does not match the number of sockets');
   }
   return {
-    directory: real, machine, hostname, boot, capabilities: caps, privateNetwork: !!input.privateNetwork,
+    directory: real, machine, machineAuto: input.machine === undefined, hostname, hostnameAuto: input.hostname === undefined, boot, capabilities: caps, privateNetwork: !!input.privateNetwork,
     binds, tmpfs, readOnly: !!input.readOnly, suppressSync: !!input.suppressSync, env: parseEnv(input.setenv), user: input.user, chdir: input.chdir,
     console: consoleMode, quiet: !!input.quiet, linkJournal, command: input.command ?? [], listenFds, listenFdNames,
   };

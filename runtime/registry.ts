@@ -80,6 +80,22 @@ export function claim(entry: MachineEntry): void {
   }
 }
 
+/**
+ * Claims `entry.name`, or with `pick` the first free one of NAME, NAME-2,
+ * NAME-3… (shortened to stay a valid machine name): several containers of
+ * one tree run at once without -M. Returns the name claimed; `make` builds
+ * the entry for a candidate name.
+ */
+export function claimFree(base: string, pick: boolean, make: (name: string) => MachineEntry): MachineEntry {
+  for (let n = 1; ; n++) {
+    const suffix = n === 1 ? '' : `-${n}`;
+    const entry = make(base.slice(0, 64 - suffix.length).replace(/[-_.]+$/, '') + suffix);
+    try { claim(entry); return entry; } catch (e) {
+      if (!pick || !(e instanceof NameTakenError) || n >= 4096) throw e;
+    }
+  }
+}
+
 /** Rewrites our own entry (e.g. with the leader pid once known). */
 export function update(entry: MachineEntry): void {
   const path = entryPath(entry.name);
