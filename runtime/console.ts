@@ -1,10 +1,12 @@
 /**
  * The interactive console: nsbox holds the pty master and copies bytes
- * between it and the user's terminal (raw mode, window size forwarded).
+ * between it and the user's terminal (made raw by runtime/terminal.ts,
+ * window size forwarded).
  * Ctrl-] three times within a second asks to kill the container.
  */
 import tty from 'node:tty';
 import type { ConsoleMode } from './options.js';
+import type { Terminal } from './terminal.js';
 
 export interface ConsoleProxy {
   /** Stops copying and restores the user's terminal. */
@@ -18,6 +20,8 @@ export function proxyConsole(opts: {
   masterFd: number;
   setWinsize: (rows: number, cols: number) => void;
   onKillRequest: () => void;
+  /** The user's terminal, made raw while attached (runtime/terminal.ts). */
+  terminal?: Terminal;
 }): ConsoleProxy {
   const master = new tty.ReadStream(opts.masterFd);
   const stdin = process.stdin as tty.ReadStream;
@@ -45,8 +49,8 @@ export function proxyConsole(opts: {
     }
     if (forwardInput) master.write(d);
   };
+  opts.terminal?.makeRaw();
   if (showOutput && stdin.isTTY) {
-    stdin.setRawMode(true);
     stdin.on('data', onInput);
     stdin.on('error', () => {});
     stdin.resume();
@@ -55,7 +59,7 @@ export function proxyConsole(opts: {
     close() {
       stdin.off('data', onInput);
       stdout.off('resize', resize);
-      if (stdin.isTTY) { try { stdin.setRawMode(false); } catch { /* terminal gone */ } }
+      opts.terminal?.restore();
       stdin.pause();
       master.destroy();
     },

@@ -64,8 +64,12 @@ export async function enterMachine(m: MachineEntry, o: EnterOptions): Promise<nu
   let proxy: import('./console.js').ConsoleProxy | undefined;
   if (pty) {
     const { proxyConsole } = await import('./console.js');
+    const { saveTerminal } = await import('./terminal.js');
     const fd = pty.fd;
-    proxy = proxyConsole({ mode: 'interactive', masterFd: fd, setWinsize: (r, c) => nat.setWinsize(fd, r, c), onKillRequest: () => { try { process.kill(started.pid, 'SIGKILL'); } catch { /* gone */ } } });
+    proxy = proxyConsole({
+      mode: 'interactive', masterFd: fd, setWinsize: (r, c) => nat.setWinsize(fd, r, c), terminal: saveTerminal('interactive'),
+      onKillRequest: () => { try { process.kill(started.pid, 'SIGKILL'); } catch { /* gone */ } },
+    });
   }
   const forward = (sig: NodeJS.Signals) => { try { process.kill(started.pid, sig); } catch { /* gone */ } };
   const signals: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP'];

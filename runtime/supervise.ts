@@ -8,9 +8,9 @@ import { existsSync, writeSync, closeSync, readFileSync, statSync } from 'node:f
 import { linkJournal } from './journal.js';
 import { NsboxError, SetupError, EXIT } from '../errors.js';
 import type { RunOptions } from './options.js';
-import { buildPlan, type PlanFacts } from './plan.js';
+import { buildPlan, type ContainerPlan, type PlanFacts } from './plan.js';
 import { encodePlan } from './wire.js';
-import { native, waitExit, SIGRTMIN_3 } from './native.js';
+import { native, waitExit, SIGRTMIN_3, type SpawnFailure } from './native.js';
 import { cgroup2Mount, createContainerCgroup, removeCgroup, removeCgroupChildren, DEVICE_RULES } from './cgroup.js';
 import * as registry from './registry.js';
 import { readTreeFile, resolveInTree, findInit, groupId, isExecutableInTree, lookupUser, resolvConfKind, supplementaryGroups, treeMachineId } from './tree.js';
@@ -31,6 +31,30 @@ export interface SuperviseHooks {
   stdio?: [number, number, number];
 }
 
+
+/**
+ * Host-side work done while the container's first process waits, its
+ * namespaces created but nothing in them set up yet (a user namespace's id
+ * maps, an interface moved into its network namespace). Steps run in order;
+ * the fds they return are handed to the child (spawn.c passed_fds). A step
+ * that throws aborts the start.
+ */
+export type HostStep = (pid: number) => Promise<number[] | void> | number[] | void;
+
+/** Starts the plan, running the host steps at the rendezvous when there are any. */
+async function startContainer(nat: ReturnType<typeof native>, plan: ContainerPlan, steps: HostStep[]): Promise<{ pid: number } | SpawnFailure> {
+  if (!steps.length) return nat.spawn(encodePlan(plan));
+  const pending = nat.spawnPending(encodePlan({ ...plan, rendezvous: true }));
+  if ('error' in pending) return pending;
+  const fds: number[] = [];
+  try {
+    for (const step of steps) { const f = await step(pending.pid); if (f) fds.push(...f); }
+  } catch (e) {
+    pending.abort();
+    throw e;
+  }
+  return pending.resume(fds);
+}
 
 /** A stable per-machine UUID: the tree's machine-id if set, else derived from tree and name. */
 export function containerUuid(directory: string, machine: string): string {
@@ -111,14 +135,14 @@ export function machineIdFor(directory: string, uuid: string): string {
  * command's own status, 128+N for a signal). A booted container that
  * reboots is started again in place.
  */
-export async function supervise(opts: RunOptions, hooks: SuperviseHooks = {}): Promise<number> {
+export async function supervise(input: RunOptions, hooks: SuperviseHooks = {}): Promise<number> {
+  let opts = input;
   if (process.getuid?.() !== 0) {
     throw new SetupError('nsbox run needs root (namespaces and mounts)', { hint: 'run it with sudo', exitCode: 125 });
   }
   const log = hooks.log ?? ((l: string) => { if (!opts.quiet) writeSync(2, l + '\n'); });
   const warn = hooks.log ?? ((l: string) => writeSync(2, l + '\n'));
   const root = opts.directory;
-  const uuid = containerUuid(root, opts.machine);
 
   // Who runs: -u USER, else root (the default shell comes from root's entry).
   let user: PlanFacts['user'];
@@ -136,12 +160,13 @@ export async function supervise(opts: RunOptions, hooks: SuperviseHooks = {}): P
   const argv = commandArgv(opts, userEntry);
 
   const token = instanceToken();
-  const entry: registry.MachineEntry = {
-    name: opts.machine, leader: 0, supervisor: process.pid, supervisorStart: registry.processStart(process.pid) ?? '',
-    directory: root, boot: opts.boot, started: new Date().toISOString(), uuid, token,
+  const entry = registry.claimFree(opts.machine, opts.machineAuto, (name) => ({
+    name, leader: 0, supervisor: process.pid, supervisorStart: registry.processStart(process.pid) ?? '',
+    directory: root, boot: opts.boot, started: new Date().toISOString(), uuid: containerUuid(root, name), token,
     capabilities: opts.capabilities.toString(16),
-  };
-  registry.claim(entry);
+  }));
+  if (entry.name !== opts.machine) opts = { ...opts, machine: entry.name, hostname: opts.hostnameAuto ? entry.name : opts.hostname };
+  const uuid = entry.uuid;
 
   let cgroupDir: string | undefined;
   let guard: { fd: number; pid: number } | undefined;
@@ -159,7 +184,9 @@ export async function supervise(opts: RunOptions, hooks: SuperviseHooks = {}): P
     }
   };
   const control = new Control(opts, hooks, log);
+  let terminal: import('./terminal.js').Terminal | undefined;
   try {
+    if (opts.console === 'interactive' || opts.console === 'read-only') terminal = (await import('./terminal.js')).saveTerminal(opts.console);
     const mount = cgroup2Mount();
     if (mount) {
       cgroupDir = createContainerCgroup(mount, `${opts.machine}-${token.slice(0, 8)}`);
@@ -172,6 +199,7 @@ export async function supervise(opts: RunOptions, hooks: SuperviseHooks = {}): P
     guard = nat.guard([
       ...(cgroupDir ? [`c${cgroupDir}`] : []),
       `f${registry.entryPath(entry.name)}\t${token}`,
+      ...(terminal?.guardEntry ? [terminal.guardEntry] : []),
     ]);
 
     if (opts.console !== 'pipe') {
@@ -197,7 +225,8 @@ export async function supervise(opts: RunOptions, hooks: SuperviseHooks = {}): P
       runHostBinds: relay ? [{ source: relay.path, dest: '/run/host/notify' }] : undefined,
       extraEnv: relay ? ['NOTIFY_SOCKET=/run/host/notify'] : undefined,
     };
-    const wire = encodePlan(buildPlan(opts, facts));
+    const plan = buildPlan(opts, facts);
+    const hostSteps: HostStep[] = [];
     if (opts.console === 'interactive' || opts.console === 'read-only') {
       log(`Spawning container ${opts.machine} on ${root}.\nPress Ctrl-] three times within 1s to kill container.`);
     }
@@ -209,11 +238,11 @@ export async function supervise(opts: RunOptions, hooks: SuperviseHooks = {}): P
       const masterFd = pty.fd;
       proxy = proxyConsole({
         mode: opts.console, masterFd, setWinsize: (r, c) => nat.setWinsize(masterFd, r, c),
-        onKillRequest: () => control.kill(),
+        onKillRequest: () => control.kill(), terminal,
       });
     };
     for (;;) {
-      const started = nat.spawn(wire);
+      const started = await startContainer(nat, plan, hostSteps);
       if ('error' in started) {
         const code = started.code === 127 || started.code === 126 ? started.code : 125;
         throw new NsboxError(started.error, {
@@ -240,6 +269,7 @@ export async function supervise(opts: RunOptions, hooks: SuperviseHooks = {}): P
     control.close();
     relay?.close();
     proxy?.close();
+    terminal?.restore();
     if (pty) { for (const fd of [pty.fd, pty.slaveFd]) { try { closeSync(fd); } catch { /* closed */ } } }
     cleanup();
   }

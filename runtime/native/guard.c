@@ -7,8 +7,10 @@
  * killed, even with SIGKILL) the guard kills what is left in the container's
  * cgroup, removes the cgroup bottom-up and the machine's registry entry.
  *
- * Arguments: "c<cgroup dir>" and "f<file>\t<token>" (removed only while the
- * file still holds token, so a newer machine of the same name is safe).
+ * Arguments: "c<cgroup dir>", "f<file>\t<token>" (removed only while the
+ * file still holds token, so a newer machine of the same name is safe) and
+ * "t<tty path>\t<hex of a struct termios>": the user's terminal settings from
+ * before the console made it raw, put back first.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -20,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <termios.h>
 #include <unistd.h>
 
 static int rmdir_tree(int dirfd, const char *name, int depth) {
@@ -60,7 +63,34 @@ static void kill_cgroup(const char *dir) {
   }
 }
 
+static int hexval(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  return -1;
+}
+
+/* Puts the user's terminal back the way it was before the console. */
+static void restore_tty(const char *s) {
+  char path[4096];
+  struct termios t;
+  unsigned char *bytes = (unsigned char *)&t;
+  const char *tab = strchr(s, '\t');
+  if (!tab || (size_t)(tab - s) >= sizeof path || strlen(tab + 1) != 2 * sizeof t) return;
+  memcpy(path, s, (size_t)(tab - s));
+  path[tab - s] = 0;
+  for (size_t i = 0; i < sizeof t; i++) {
+    int hi = hexval(tab[1 + 2 * i]), lo = hexval(tab[2 + 2 * i]);
+    if (hi < 0 || lo < 0) return;
+    bytes[i] = (unsigned char)(hi << 4 | lo);
+  }
+  int fd = open(path, O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) return;
+  if (isatty(fd)) (void)tcsetattr(fd, TCSANOW, &t);
+  close(fd);
+}
+
 static void cleanup(int argc, char **argv) {
+  for (int i = 1; i < argc; i++) if (argv[i][0] == 't') restore_tty(argv[i] + 1);
   for (int round = 0; round < 100; round++) {
     int left = 0;
     for (int i = 1; i < argc; i++) {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -233,6 +233,29 @@ int main(void) {
     assert.equal(again.status, 0, again.stderr);
   });
 
+  it('runs 20 containers of one tree at once without -M, each under a free name that nsbox list shows', async () => {
+    const base = tree.split('/').pop()!;
+    const holder = nsboxAsync(['run', '-D', tree, '/bin/sleep', '60']);
+    for (let i = 0; i < 100 && !existsSync(`/run/nsbox/machines/${base}.json`); i++) await sleep(50);
+    const children = Array.from({ length: 20 }, () => nsboxAsync(['run', '-D', tree, '--', '/bin/sh', '-c', 'hostname; echo ok; sleep 60']));
+    const runs = children.map(collect);
+    // Once all have started, all names are held at once: each is unique.
+    const ours = () => (JSON.parse(nsbox(['list', '--json']).stdout) as { name: string }[]).map((m) => m.name).filter((n) => n === base || n.startsWith(`${base}-`));
+    let names = ours();
+    for (let i = 0; i < 300 && names.length < 21; i++) { await sleep(100); names = ours(); }
+    assert.equal(names.length, 21, `nsbox list showed ${names.join(' ')}`);
+    assert.deepEqual([...names].sort(), [base, ...Array.from({ length: 20 }, (_, i) => `${base}-${i + 2}`)].sort());
+    const r = nsbox(['run', '-D', tree, '-M', `${base}-5`, '/bin/true']);
+    assert.equal(r.status, 125, 'an explicit -M that is taken stays an error');
+    assert.match(r.stderr, /is already running/);
+    for (const c of children) c.kill('SIGTERM');
+    const results = await Promise.all(runs);
+    for (const [i, res] of results.entries()) assert.match(res.stdout, new RegExp(`^${base}-\\d+\nok$`, 'm'), `run ${i}: ${res.stderr}`);
+    holder.kill('SIGTERM');
+    await collect(holder);
+    assert.deepEqual(leftovers(base), []);
+  });
+
   it('refuses a second container with a running machine\'s name', async () => {
     const child = nsboxAsync(['run', '-D', tree, '-M', 'dupe', '/bin/sleep', '30']);
     for (let i = 0; i < 100 && !existsSync('/run/nsbox/machines/dupe.json'); i++) await sleep(50);
@@ -279,6 +302,55 @@ describe('nsbox run: bad input', function () {
     const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, join(import.meta.dirname ?? '', '../../dist/cli/nsbox.cjs'), 'run', '-D', tree, '/bin/true'], { encoding: 'utf8' });
     assert.equal(r.status, 125);
     assert.match(r.stderr, /needs root/);
+  });
+});
+
+/**
+ * Runs a shell script under script(1): a real pty around it; resolves with
+ * what reached the terminal. script's stdin stays open (and silent) until
+ * the end: at EOF it would type a NUL into the terminal.
+ */
+async function underPty(shellScript: string): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), 'nsbox-pty-'));
+  try {
+    const child = spawn('script', ['-q', '-e', '-c', shellScript, join(dir, 'log')], { stdio: ['pipe', 'ignore', 'ignore'] });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    await new Promise((resolve) => child.on('exit', resolve));
+    clearTimeout(timer);
+    child.stdin!.end();
+    return readFileSync(join(dir, 'log'), 'latin1');
+  } finally { rmSync(dir, { recursive: true, force: true }); }
+}
+
+describe('nsbox run: the user\'s terminal around the console', function () {
+  this.timeout(60_000);
+  let tree: string;
+  before(() => { tree = makeBusyboxTree(); });
+  after(() => { rmSync(tree, { recursive: true, force: true }); });
+  const cli = () => `${process.execPath} ${join(import.meta.dirname ?? '', '../../dist/cli/nsbox.cjs')}`;
+
+  it('passes the container\'s output through unchanged: one \\r per line, as systemd-nspawn', async () => {
+    // The markers are printed from octal escapes: the log's header repeats the command line.
+    const log = await underPty(`printf '\\074\\074'; ${cli()} run -q -D ${tree} -- sh -c 'echo a; echo b'; printf '\\076\\076'`);
+    const body = log.slice(log.indexOf('<<') + 2, log.indexOf('>>'));
+    assert.equal(body, 'a\r\nb\r\n');
+  });
+
+  it('puts the terminal settings back after the console, also when nsbox is killed with SIGKILL', async () => {
+    const log = await underPty([
+      'a=$(stty -g)',
+      `${cli()} run -q -D ${tree} -- /bin/true`,
+      'b=$(stty -g)',
+      // (a background job's stdin is /dev/null unless redirected)
+      `${cli()} run -q -D ${tree} -- /bin/sleep 30 </dev/tty & sleep 2; d=$(stty -g); kill -9 $!; sleep 1`,
+      'c=$(stty -g)',
+      'printf "\\n\\075[%s] [%s] [%s] [%s]\\n" "$a" "$b" "$c" "$d"',
+    ].join('\n'));
+    const m = /^=\[(.*?)\] \[(.*?)\] \[(.*?)\] \[(.*?)\]/m.exec(log);
+    assert.ok(m, log);
+    assert.notEqual(m![4], m![1], 'the terminal is raw while the console is attached');
+    assert.equal(m![2], m![1], 'after a normal exit');
+    assert.equal(m![3], m![1], 'after SIGKILL (the guard restores them)');
   });
 });
 
