@@ -26,18 +26,20 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, chmodSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NSBOX } from '../test/helpers/cli.js';
-import { hostMirrors, securityMirrorFor } from '../recipes/debian.js';
+import { chooseMirrors } from '../recipes/debian.js';
 
 const arg = (name: string, def?: string) => {
   const i = process.argv.indexOf(`--${name}`);
   return i > 0 ? process.argv[i + 1] : def;
 };
 const release = arg('release', 'bookworm')!;
-const mirror = (arg('mirror') ?? hostMirrors().mirror)?.replace(/\/+$/, '');
+const mirror = chooseMirrors({ mirror: arg('mirror') }).mirror;
 const runs = Number(arg('runs', '1'));
 const only = arg('only');
 if (!mirror) throw new Error('no mirror: the host has no apt sources; pass --mirror URL');
-const security = arg('mirror') ? securityMirrorFor(mirror) : securityMirrorFor(mirror, hostMirrors().security);
+// The security archive nsbox tries first, so both sides fetch the same suites.
+const security = chooseMirrors({ mirror: arg('mirror') }).security[0];
+if (!security) throw new Error(`no security archive known for ${mirror}: configure one in the host's apt sources`);
 const loadBefore = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 const work = mkdtempSync(join(process.env.BENCH_DIR ?? tmpdir(), 'nsbox-bench-debian-'));
 chmodSync(work, 0o755);

@@ -12,6 +12,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { AbortedError } from '../errors.js';
 import type { Recipe } from '../bootstrap/recipe.js';
+import { archiveUrl, isArchiveUrl } from '../bootstrap/apt/url.js';
 import { DEFAULT_RELEASE, RELEASES, VARIANTS, chooseMirrors, debianArch, findRelease } from '../recipes/debian.js';
 import { FEDORA_CURRENT, FEDORA_OLDEST, FEDORA_VARIANTS, fedoraRelease, fedoraRepos } from '../recipes/fedora.js';
 import { DEFAULT_SSH_PORT } from '../recipes/post.js';
@@ -29,10 +30,10 @@ const PACKAGE = /^[A-Za-z0-9_][A-Za-z0-9_+.:~-]*$/;
  * await checkMirror('debian', 'http://mirror.example/debian', 'trixie') // undefined, or 'cannot fetch …: HTTP 404'
  */
 export async function checkMirror(distribution: Recipe['distribution'], mirror: string, release: string, arch?: string): Promise<string | undefined> {
-  if (!/^(https?|file):\/\/\S+$/.test(mirror)) return 'expected an http://, https:// or file:// URL';
+  if (!isArchiveUrl(mirror)) return 'expected an http://, https:// or file:// URL';
   let url: string;
   if (distribution === 'debian') {
-    url = `${mirror.replace(/\/+$/, '')}/dists/${findRelease(release).codename}/InRelease`;
+    url = archiveUrl(mirror, `dists/${findRelease(release).codename}/InRelease`);
   } else {
     const rel = fedoraRelease(release);
     url = `${fedoraRepos(rel, arch ?? (process.arch === 'arm64' ? 'aarch64' : 'x86_64'), { mirror })[0].baseUrl}repodata/repomd.xml`;

@@ -287,28 +287,44 @@ export function hostMirrors(root = '/'): HostMirrors {
 }
 
 /**
- * The security archive for a mirror: the configured one, else the mirror's
- * URL with its last `/debian` path part replaced by `/debian-security`
- * (the layout of Debian's mirror network and of snapshot mirrors).
+ * The security archive beside a mirror: its last `debian` path segment
+ * becomes `debian-security` (Debian's mirror network, and snapshot mirrors:
+ * `/archive/debian/DATE` → `/archive/debian-security/DATE`). A mirror
+ * without such a segment (a proxy at `http://127.0.0.1:3142`, a local
+ * mirror at `/repo`) has no sibling to guess: undefined.
  *
  * @example
  * securityMirrorFor('http://mirror.example/debian') // 'http://mirror.example/debian-security'
+ * securityMirrorFor('http://127.0.0.1:3142') // undefined
  */
-export function securityMirrorFor(mirror: string, configured?: string): string {
-  if (configured) return trimSlash(configured);
-  const m = trimSlash(mirror);
-  if (/\/debian$/.test(m)) return m.replace(/\/debian$/, '/debian-security');
-  return `${m}-security`;
+export function securityMirrorFor(mirror: string): string | undefined {
+  let u: URL;
+  try { u = new URL(mirror); } catch { return undefined; }
+  const parts = u.pathname.split('/');
+  const i = parts.lastIndexOf('debian');
+  if (i < 0) return undefined;
+  parts[i] = 'debian-security';
+  u.pathname = parts.join('/');
+  return trimSlash(u.href);
+}
+
+/** The mirror of a bootstrap, and the security archives to try for its security suite. */
+export interface ChosenMirrors {
+  mirror: string;
+  /** In order of preference; the first that serves the suite is used. Empty: none known. */
+  security: string[];
 }
 
 /**
  * The mirror to use: `--mirror`, else the host's apt configuration. Throws
- * when neither gives one (nsbox has no built-in mirror host).
+ * when neither gives one (nsbox has no built-in mirror host). The security
+ * archive: the host's own with the host's mirror; with `--mirror`, the
+ * mirror's sibling first and the host's configured one after it.
  *
  * @example
- * chooseMirrors({ mirror: 'http://mirror.example/debian' }) // { mirror: '…/debian', security: '…/debian-security' }
+ * chooseMirrors({ mirror: 'http://mirror.example/debian' }) // { mirror: '…/debian', security: ['…/debian-security', <the host's>] }
  */
-export function chooseMirrors(opts: { mirror?: string; root?: string } = {}): Required<HostMirrors> {
+export function chooseMirrors(opts: { mirror?: string; root?: string } = {}): ChosenMirrors {
   const host = hostMirrors(opts.root);
   const mirror = opts.mirror ? trimSlash(opts.mirror) : host.mirror;
   if (!mirror) {
@@ -317,8 +333,9 @@ export function chooseMirrors(opts: { mirror?: string; root?: string } = {}): Re
       hint: 'pass --mirror URL (for example http://<your mirror>/debian)',
     });
   }
-  // The host's security source only goes with the host's mirror.
-  return { mirror, security: securityMirrorFor(mirror, opts.mirror ? undefined : host.security) };
+  const sibling = securityMirrorFor(mirror);
+  const order = opts.mirror ? [sibling, host.security] : [host.security, sibling];
+  return { mirror, security: [...new Set(order.filter((u): u is string => !!u))] };
 }
 
 const ARCHES: Record<string, string> = {
@@ -352,15 +369,15 @@ export function debianArch(nodeArch: string = process.arch): string {
  * @example
  * renderSources({ mirror, security }, suitesFor(findRelease('trixie')), ['main'])
  */
-export function renderSources(mirrors: Required<HostMirrors>, suites: SuiteSource[], components: string[]): string {
+export function renderSources(mirrors: { mirror: string; security?: string }, suites: SuiteSource[], components: string[]): string {
   const stanzas: string[] = [];
   for (const archive of ['main', 'security'] as const) {
     const s = suites.filter((x) => x.archive === archive).map((x) => x.suite);
-    if (!s.length) continue;
+    if (!s.length || (archive === 'security' && !mirrors.security)) continue;
     stanzas.push(
       formatParagraph({
         Types: 'deb',
-        URIs: archive === 'main' ? mirrors.mirror : mirrors.security,
+        URIs: archive === 'main' ? mirrors.mirror : mirrors.security!,
         Suites: s.join(' '),
         Components: components.join(' '),
         'Signed-By': '/usr/share/keyrings/debian-archive-keyring.gpg',

@@ -43,7 +43,7 @@ import { mkdir, rm, writeFile, copyFile, readFile } from 'node:fs/promises';
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { AbortedError, NsboxError, UsageError } from '../../errors.js';
+import { AbortedError, NetworkError, NsboxError, UsageError } from '../../errors.js';
 import type { Engine, EngineContext, Selection } from '../engine.js';
 import type { FetchItem, FetchResult } from '../fetch.js';
 import { formatCount } from '../progress.js';
@@ -57,14 +57,15 @@ import { beginSnapshot, dropStage, restoreStage, stageKey, type Snapshot } from 
 import { MARKER } from '../tree-state.js';
 import { extractDebs, writePlainDeb } from './deb.js';
 import { installOrder } from './order.js';
-import { loadSuite } from './repository.js';
+import { loadSuite, type LoadedSuite, type SuiteRequest } from './repository.js';
 import { matches, resolve } from './resolve.js';
 import { relations, Universe, type PackageInfo } from './universe.js';
 import { appliesTo } from './relations.js';
 import { allowServices, cleanTree, prepareTree, preventServices } from './tree-setup.js';
+import { archiveUrl, isArchiveUrl } from './url.js';
 import {
   DEBIAN_KEYRING, DEFAULT_RELEASE, DEFAULT_VARIANT, chooseMirrors, debianArch, findRelease, findVariant,
-  releaseFromArchive, renderSources, selectionFor, suitesFor, type DebianRelease, type HostMirrors, type SuiteSource,
+  releaseFromArchive, renderSources, selectionFor, suitesFor, type ChosenMirrors, type DebianRelease, type SuiteSource,
 } from '../../recipes/debian.js';
 
 const PACKAGE_NAME = /^[a-z0-9][a-z0-9.+-]+$/;
@@ -105,7 +106,7 @@ interface Plan {
   release: DebianRelease;
   variant: string;
   arch: string;
-  mirrors: Required<HostMirrors>;
+  mirrors: ChosenMirrors;
   components: string[];
   include: string[];
   exclude: string[];
@@ -139,7 +140,7 @@ function planFor(recipe: Recipe, options: BootstrapOptions): Plan {
   for (const [flag, list] of [['--include', recipe.include], ['--exclude', recipe.exclude]] as const) {
     for (const n of list ?? []) if (!PACKAGE_NAME.test(n)) throw new UsageError(`invalid package name \`${n}\` in ${flag}`, { hint: 'Debian package names use lowercase letters, digits, ".", "+" and "-"' });
   }
-  if (recipe.mirror !== undefined && !/^(https?|file):\/\/./.test(recipe.mirror)) {
+  if (recipe.mirror !== undefined && !isArchiveUrl(recipe.mirror)) {
     throw new UsageError(`invalid mirror \`${recipe.mirror}\``, { hint: 'use an http://, https:// or file:// URL of a Debian archive, e.g. http://<mirror>/debian' });
   }
   const mirrors = chooseMirrors({ mirror: recipe.mirror });
@@ -188,6 +189,8 @@ class DebianEngine implements Engine {
   #universe?: Universe;
   #suites: SuiteSource[] = [];
   #bases = new Map<string, string>();
+  /** The security archive that served the security suite (none: left out). */
+  #security?: string;
   #order?: { essential: PackageInfo[]; rest: PackageInfo[] };
   /** Package files by name, as they land during the download phase. */
   #files = new Arrivals<string, string>();
@@ -215,36 +218,67 @@ class DebianEngine implements Engine {
     const keyring: Keyring | undefined = p.noVerify ? undefined : await loadKeyringFiles([p.keyringFile]);
     const u = new Universe(p.arch);
     const common = { components: p.components, keyring, noVerify: p.noVerify, ignoreValidUntil: p.ignoreValidUntil, signal: ctx.signal };
-    const load = async (s: SuiteSource) => {
-      const base = s.archive === 'main' ? p.mirrors.mirror : p.mirrors.security;
-      this.#bases.set(s.suite, base);
+    const hintNoUpdates = (err: unknown) => {
+      if (err instanceof NsboxError && !err.hint?.includes('--no-updates')) {
+        Object.defineProperty(err, 'hint', { value: `${err.hint ? `${err.hint}; ` : ''}or pass --no-updates to leave out the updates and security suites` });
+      }
+      return err;
+    };
+    const load = async (s: SuiteSource): Promise<LoadedSuite | undefined> => {
+      if (s.archive === 'security') return this.#loadSecurity(ctx, s, common, u, hintNoUpdates);
+      this.#bases.set(s.suite, p.mirrors.mirror);
       try {
-        return await loadSuite(ctx.http, ctx.cache, { base, suite: s.suite, ...common }, u);
+        return await loadSuite(ctx.http, ctx.cache, { base: p.mirrors.mirror, suite: s.suite, ...common }, u);
       } catch (err) {
-        if (err instanceof NsboxError && s.suite !== p.requested && !err.hint?.includes('--no-updates')) {
-          Object.defineProperty(err, 'hint', { value: `${err.hint ? `${err.hint}; ` : ''}or pass --no-updates to leave out the updates and security suites` });
-        }
-        throw err;
+        throw s.suite !== p.requested ? hintNoUpdates(err) : err;
       }
     };
     let loaded: Awaited<ReturnType<typeof loadSuite>>[];
     if (p.requested === p.release.codename) {
       // A codename: its suites are known, so they all load at once.
       this.#suites = suitesFor(p.release, { updates: p.updates });
-      loaded = await Promise.all(this.#suites.map(load));
+      loaded = (await Promise.all(this.#suites.map(load))).filter((l): l is LoadedSuite => !!l);
     } else {
       // An alias (stable, testing, …): the archive's Release says which release it is today, and so
       // which -updates and -security suites go with it (by codename: alias suites can be stale on mirrors).
-      const main = await load({ suite: p.requested, archive: 'main' });
+      const main = (await load({ suite: p.requested, archive: 'main' }))!;
       const release = releaseFromArchive(p.requested, main.trusted.release);
       this.#suites = suitesFor(release, { updates: p.updates });
       this.#bases.set(release.codename, p.mirrors.mirror);
-      loaded = [main, ...(await Promise.all(this.#suites.slice(1).map(load)))];
+      loaded = [main, ...(await Promise.all(this.#suites.slice(1).map(load))).filter((l): l is LoadedSuite => !!l)];
     }
     this.summary.release = releaseFromArchive(p.requested, loaded[0].trusted.release).codename;
     this.#universe = u;
     const n = loaded.reduce((sum, l) => sum + l.packages, 0);
     return `${this.#suites.map((s) => s.suite).join(', ')}: ${formatCount(n)} packages`;
+  }
+
+  /**
+   * The security suite from the first candidate archive that has it. One
+   * that does not answer or has no such suite gives way to the next; a bad
+   * signature never does. None left: the suite is left out with a warning
+   * (a mirror or proxy of the main archive alone still bootstraps).
+   */
+  async #loadSecurity(
+    ctx: EngineContext, s: SuiteSource, common: Omit<SuiteRequest, 'base' | 'suite'>, u: Universe, hint: (e: unknown) => unknown,
+  ): Promise<LoadedSuite | undefined> {
+    const tried: string[] = [];
+    for (const base of this.#plan.mirrors.security) {
+      try {
+        const loaded = await loadSuite(ctx.http, ctx.cache, { base, suite: s.suite, ...common }, u);
+        this.#bases.set(s.suite, base);
+        this.#security = base;
+        return loaded;
+      } catch (err) {
+        if (!(err instanceof NetworkError) || ctx.signal?.aborted) throw hint(err);
+        tried.push(`${base}: ${err.message.replace(/^cannot download `[^`]*`: /, '')}`);
+      }
+    }
+    this.#suites = this.#suites.filter((x) => x !== s);
+    ctx.log('warn', tried.length
+      ? `leaving out ${s.suite}: no security archive serves it (${tried.join('; ')}); the tree gets no security updates until its apt sources name one`
+      : `leaving out ${s.suite}: no security archive is known for mirror ${this.#plan.mirrors.mirror} (the host's apt sources name none); the tree gets no security updates until its apt sources name one`);
+    return undefined;
   }
 
   async resolve(ctx: EngineContext): Promise<Selection> {
@@ -266,7 +300,7 @@ class DebianEngine implements Engine {
 
   #item(pkg: PackageInfo): FetchItem {
     const base = this.#bases.get(pkg.origin) ?? this.#plan.mirrors.mirror;
-    return { url: `${base}/${pkg.filename}`, digest: pkg.sha256, size: pkg.size, name: basename(pkg.filename) };
+    return { url: archiveUrl(base, pkg.filename), digest: pkg.sha256, size: pkg.size, name: basename(pkg.filename) };
   }
 
   /** A package file is in the cache, verified: the essential set's extraction may start (or go on). */
@@ -427,7 +461,7 @@ class DebianEngine implements Engine {
     const p = this.#plan;
     await allowServices(dir, this.#diverted);
     for (const f of [ESSENTIAL_SCRIPT, REST_SCRIPT, PLAIN_IN_TREE, ...(process.env.NSBOX_KEEP_LOG ? [] : [LOG_IN_TREE])]) await rm(join(dir, f), { recursive: true, force: true });
-    let sources = renderSources(p.mirrors, this.#suites, p.components);
+    let sources = renderSources({ mirror: p.mirrors.mirror, security: this.#security }, this.#suites, p.components);
     if (p.customKeyring) {
       // The tree's apt trusts what this bootstrap trusted.
       const armored = (await readFile(p.keyringFile)).subarray(0, 64).toString('latin1').includes('-----BEGIN PGP');

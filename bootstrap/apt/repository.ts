@@ -16,6 +16,7 @@ import { readPackagesIndex, type ReadIndexOptions } from './packages-index.js';
 import { trustRelease, type TrustedRelease } from './inrelease.js';
 import { packagesIndexes, type IndexChoice } from './release.js';
 import type { Universe } from './universe.js';
+import { archiveUrl } from './url.js';
 
 /** What to load. */
 export interface SuiteRequest {
@@ -48,7 +49,7 @@ export interface LoadedSuite {
  * await loadSuite(http, cache, { base: security, suite: 'trixie-security', components: ['main'], keyring }, u);
  */
 export async function loadSuite(http: HttpClient, cache: Cache, req: SuiteRequest, universe: Universe): Promise<LoadedSuite> {
-  const dists = `${req.base}/dists/${req.suite}`;
+  const dists = archiveUrl(req.base, `dists/${req.suite}`);
   let trusted: TrustedRelease;
   const common = { suite: req.suite, keyring: req.keyring, noVerify: req.noVerify, ignoreValidUntil: req.ignoreValidUntil, now: req.now };
   try {

@@ -17,7 +17,7 @@ export function nsboxAsync(args: string[], opts: { env?: NodeJS.ProcessEnv } = {
 }
 
 /** Resolves with { code, signal, stdout, stderr } when the child exits. */
-export function collect(child: ReturnType<typeof nsboxAsync>): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
+export function collect(child: import('node:child_process').ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
   let stdout = '', stderr = '';
   child.stdout!.on('data', (d) => { stdout += d; });
   child.stderr!.on('data', (d) => { stderr += d; });

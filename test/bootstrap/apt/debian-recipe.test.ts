@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { UsageError } from '../../../errors.js';
+import { archiveUrl, isArchiveUrl } from '../../../bootstrap/apt/url.js';
 import {
   DEBIAN_KEYRING, VARIANTS, chooseMirrors, debianArch, findRelease, findVariant, hostMirrors, parseSourcesFile, parseSourcesList,
   releaseFromArchive, renderSources, securityMirrorFor, selectionFor, suitesFor,
@@ -51,14 +52,37 @@ describe('recipes/debian', () => {
       mkdirSync(join(root, 'etc/apt/sources.list.d'), { recursive: true });
       writeFileSync(join(root, 'etc/apt/sources.list.d/debian.sources'), 'Types: deb\nURIs: http://mirror.example/debian/\nSuites: trixie\nComponents: main\n\nTypes: deb\nURIs: http://sec.example/debian-security\nSuites: trixie-security\nComponents: main\n');
       assert.deepEqual(hostMirrors(root), { mirror: 'http://mirror.example/debian', security: 'http://sec.example/debian-security' });
-      assert.deepEqual(chooseMirrors({ root }), { mirror: 'http://mirror.example/debian', security: 'http://sec.example/debian-security' });
-      assert.deepEqual(chooseMirrors({ root, mirror: 'http://other.example/debian/' }), { mirror: 'http://other.example/debian', security: 'http://other.example/debian-security' });
+      assert.deepEqual(chooseMirrors({ root }), { mirror: 'http://mirror.example/debian', security: ['http://sec.example/debian-security', 'http://mirror.example/debian-security'] });
+      // --mirror: its own sibling first, the host's security archive after it
+      assert.deepEqual(chooseMirrors({ root, mirror: 'http://other.example/debian/' }), { mirror: 'http://other.example/debian', security: ['http://other.example/debian-security', 'http://sec.example/debian-security'] });
+      // a proxy or local mirror with no path has no sibling: the host's security archive only
+      assert.deepEqual(chooseMirrors({ root, mirror: 'http://127.0.0.1:3142' }), { mirror: 'http://127.0.0.1:3142', security: ['http://sec.example/debian-security'] });
       rmSync(join(root, 'etc/apt'), { recursive: true });
+      assert.deepEqual(chooseMirrors({ root, mirror: 'http://127.0.0.1:3142/' }), { mirror: 'http://127.0.0.1:3142', security: [] });
       assert.throws(() => chooseMirrors({ root }), /cannot find a Debian mirror/);
     } finally {
       rmSync(root, { recursive: true, force: true });
     }
-    assert.equal(securityMirrorFor('http://m.example/archive/debian/20250520T000000Z'), 'http://m.example/archive/debian/20250520T000000Z-security');
+  });
+
+  it('finds the security archive beside a mirror by its `debian` path segment, or none', () => {
+    assert.equal(securityMirrorFor('http://m.example/debian'), 'http://m.example/debian-security');
+    assert.equal(securityMirrorFor('http://m.example/debian/'), 'http://m.example/debian-security');
+    // snapshot mirrors: /archive/debian/DATE beside /archive/debian-security/DATE
+    assert.equal(securityMirrorFor('http://m.example/archive/debian/20250520T000000Z'), 'http://m.example/archive/debian-security/20250520T000000Z');
+    assert.equal(securityMirrorFor('http://127.0.0.1:3142'), undefined);
+    assert.equal(securityMirrorFor('http://127.0.0.1:3142/mirror/'), undefined);
+    assert.equal(securityMirrorFor('file:///srv/debian'), 'file:///srv/debian-security');
+  });
+
+  it('builds archive URLs with or without a path and a trailing slash', () => {
+    assert.equal(archiveUrl('http://127.0.0.1:3142', 'dists/trixie/InRelease'), 'http://127.0.0.1:3142/dists/trixie/InRelease');
+    assert.equal(archiveUrl('http://127.0.0.1:3142/', 'dists/trixie-security/InRelease'), 'http://127.0.0.1:3142/dists/trixie-security/InRelease');
+    assert.equal(archiveUrl('http://m.example/debian', 'pool/main/g/gcc-14/libgcc-s1_14.2.0-19_amd64.deb'), 'http://m.example/debian/pool/main/g/gcc-14/libgcc-s1_14.2.0-19_amd64.deb');
+    assert.equal(archiveUrl('http://m.example/debian/', '/pool/main/a/a+b/a+b_1~rc1_amd64.deb'), 'http://m.example/debian/pool/main/a/a+b/a+b_1~rc1_amd64.deb');
+    assert.equal(archiveUrl('file:///srv/debian', 'dists/trixie/Release'), 'file:///srv/debian/dists/trixie/Release');
+    assert.ok(isArchiveUrl('http://127.0.0.1:3142'));
+    for (const bad of ['http://', 'ftp://m.example/debian', 'mirror.example/debian', 'http://exa mple/debian']) assert.ok(!isArchiveUrl(bad), bad);
   });
 
   it('maps architectures, renders apt sources and bundles the archive keyring', () => {

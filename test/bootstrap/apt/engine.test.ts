@@ -5,11 +5,12 @@
  * this file builds each tree in well under a minute.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { collect, nsbox, nsboxAsync } from '../../helpers/cli.js';
+import { collect, nsbox, nsboxAsync, NSBOX } from '../../helpers/cli.js';
+import { startMirrorProxy } from '../../helpers/mirror-proxy.js';
 import { Cache } from '../../../bootstrap/cache.js';
 import { HttpClient } from '../../../bootstrap/http.js';
 import { MARKER, RECORD, inspectTree } from '../../../bootstrap/tree-state.js';
@@ -197,6 +198,49 @@ describe('bootstrap/apt/engine', function () {
       assert.equal(inTree(dir, 'dpkg', '--audit').stdout.trim(), '');
       assert.equal(inTree(dir, 'apt-get', 'check').status, 0);
       rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('bootstraps through a mirror URL with no path (a local proxy), taking the security archive from the host\'s apt sources', async function () {
+      const security = hostMirrors().security;
+      if (!security) this.skip();
+      const proxy = await startMirrorProxy({ '/': mirror! });
+      try {
+        const dir = join(tmp(), 'proxied');
+        // (asynchronously: the proxy runs in this process)
+        const r = await collect(nsboxAsync(['bootstrap', 'debian', dir, '--release', 'trixie', '--mirror', proxy.url, '--quiet']));
+        assert.equal(r.code, 0, r.stderr);
+        assert.equal(r.stderr, '');
+        assert.ok(proxy.requests.includes('/dists/trixie/InRelease'), proxy.requests.slice(0, 5).join(' '));
+        assert.ok(!proxy.requests.some((p) => p.includes('trixie-security')), 'the security suite does not come from the proxy');
+        const sources = readFileSync(join(dir, 'etc/apt/sources.list.d/debian.sources'), 'utf8');
+        assert.match(sources, new RegExp(`URIs: ${proxy.url}\\nSuites: trixie trixie-updates\\n`));
+        assert.match(sources, new RegExp(`URIs: ${security!.replace(/[.]/g, '\\.')}\\nSuites: trixie-security\\n`));
+        assert.equal(inTree(dir, 'dpkg', '--audit').stdout.trim(), '');
+        rmSync(dir, { recursive: true, force: true });
+      } finally {
+        await proxy.close();
+      }
+    });
+
+    it('leaves the security suite out with one warning when neither the mirror nor the host has a security archive for it', async () => {
+      // A mirror of the main archive only (its debian-security sibling answers 404), and a host
+      // without apt sources (a private mount namespace hides /etc/apt).
+      const proxy = await startMirrorProxy({ '/debian/': mirror!, '/debian-security/': null });
+      try {
+        const dir = join(tmp(), 'nosecurity');
+        const r = await collect(spawn('unshare', ['-m', 'sh', '-c', 'mount -t tmpfs tmpfs /etc/apt && exec "$@"', 'sh',
+          process.execPath, NSBOX, 'bootstrap', 'debian', dir, '--release', 'trixie', '--mirror', `${proxy.url}/debian`], { stdio: ['ignore', 'pipe', 'pipe'] }));
+        assert.equal(r.code, 0, r.stderr);
+        const lines = (r.stdout + r.stderr).split('\n').filter((l) => /warn/i.test(l));
+        assert.equal(lines.length, 1, r.stderr);
+        assert.match(lines[0], /leaving out trixie-security: no security archive serves it \(http:\/\/127\.0\.0\.1:\d+\/debian-security: HTTP 404\)/);
+        const sources = readFileSync(join(dir, 'etc/apt/sources.list.d/debian.sources'), 'utf8');
+        assert.doesNotMatch(sources, /security/);
+        assert.equal((await inspectTree(dir)).kind, 'complete');
+        rmSync(dir, { recursive: true, force: true });
+      } finally {
+        await proxy.close();
+      }
     });
 
     it('stops with one line when the disk is full, leaving the tree marked incomplete', async () => {
