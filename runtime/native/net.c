@@ -106,6 +106,15 @@ static int call1(struct req *r) {
 
 /* ---------- link operations (exported) ---------- */
 
+/* The kernel takes IFLA_IFALIAS on a change, not on creation. */
+static void set_alias(int ifindex, const char *alias) {
+  struct req r;
+  if (!alias || !*alias) return;
+  new_link_req(&r, RTM_NEWLINK, 0, ifindex);
+  put_attr(&r, IFLA_IFALIAS, alias, strlen(alias));
+  (void)call1(&r);
+}
+
 /*
  * Creates a veth pair: `host` here, `peer` in the network namespace nsfd
  * (or here with nsfd -1), the host end's alias set (the guard deletes a link
@@ -115,7 +124,6 @@ int nsbox_nl_veth(const char *host, const char *peer, int nsfd, const char *alia
   struct req r;
   new_link_req(&r, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, 0);
   put_str(&r, IFLA_IFNAME, host);
-  if (alias && *alias) put_attr(&r, IFLA_IFALIAS, alias, strlen(alias));
   struct rtattr *li = nest(&r, IFLA_LINKINFO);
   put_str(&r, IFLA_INFO_KIND, "veth");
   struct rtattr *data = nest(&r, IFLA_INFO_DATA);
@@ -132,7 +140,9 @@ int nsbox_nl_veth(const char *host, const char *peer, int nsfd, const char *alia
   int e = call1(&r);
   if (e < 0) return e;
   int idx = (int)if_nametoindex(host);
-  return idx > 0 ? idx : -errno;
+  if (idx <= 0) return -errno;
+  set_alias(idx, alias);
+  return idx;
 }
 
 /*
@@ -146,7 +156,6 @@ int nsbox_nl_newlink(const char *kind, const char *name, int parent, int nsfd, c
   put_str(&r, IFLA_IFNAME, name);
   if (parent > 0) put_u32(&r, IFLA_LINK, (uint32_t)parent);
   if (nsfd >= 0) put_u32(&r, IFLA_NET_NS_FD, (uint32_t)nsfd);
-  if (alias && *alias) put_attr(&r, IFLA_IFALIAS, alias, strlen(alias));
   struct rtattr *li = nest(&r, IFLA_LINKINFO);
   put_str(&r, IFLA_INFO_KIND, kind);
   if (!strcmp(kind, "macvlan")) {
@@ -160,7 +169,11 @@ int nsbox_nl_newlink(const char *kind, const char *name, int parent, int nsfd, c
     end_nest(&r, d);
   }
   end_nest(&r, li);
-  return call1(&r);
+  int e = call1(&r);
+  if (e < 0 || nsfd >= 0) return e;
+  int idx = (int)if_nametoindex(name);
+  if (idx > 0) set_alias(idx, alias);
+  return 0;
 }
 
 /*
@@ -301,14 +314,21 @@ int nsbox_nl_dump(char *buf, int len) {
 
 /* ---------- small host helpers ---------- */
 
-/* An exclusive lock on path (created), held until the fd is closed. */
+/* An exclusive lock on path (created), held until the fd is closed. The
+ * holder may remove the file (its state directory is pruned when empty):
+ * a lock taken on a file that is no longer at path is retried. */
 int nsbox_flock(const char *path) {
-  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (fd < 0) return -errno;
-  while (flock(fd, LOCK_EX) < 0) {
-    if (errno != EINTR) { int e = errno; close(fd); return -e; }
+  for (int tries = 0; tries < 100; tries++) {
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) return -errno;
+    while (flock(fd, LOCK_EX) < 0) {
+      if (errno != EINTR) { int e = errno; close(fd); return -e; }
+    }
+    struct stat a, b;
+    if (fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev) return fd;
+    close(fd);
   }
-  return fd;
+  return -EAGAIN;
 }
 
 /* 0 if nothing on this host holds the port (TCP or UDP, any address), else -errno (EADDRINUSE). */
@@ -470,6 +490,8 @@ static int refs_alive(const char *dir) {
   return alive;
 }
 
+static void prune_state(const char *dir);
+
 /*
  * Undoes a container's network set-up from entries (one per string):
  *   M<ifindex>\t<name>          move an interface from namespace nsfd back here
@@ -479,6 +501,7 @@ static int refs_alive(const char *dir) {
  *   F<refdir>\t<ref>\t<lock>    drop this container's reference to IPv4 forwarding; the last one
  *                               restores net.ipv4.ip_forward from <refdir>/orig and deletes table ip nsbox-forward
  *   f<file>\t<token>            remove a file that still holds token (a lease or a port claim)
+ *   P<dir>                      remove the state directory dir (lock, leases/, ports/, forward/) once empty
  * in that order of kinds, whatever their order in the list. Other kinds are ignored.
  */
 void nsbox_net_cleanup_argv(int n, char **entries, int nsfd) {
@@ -554,6 +577,36 @@ void nsbox_net_cleanup_argv(int n, char **entries, int nsfd) {
     content[r] = 0;
     if (strstr(content, f[1])) unlink(f[0]);
   }
+  for (int i = 0; i < n; i++) if (entries[i][0] == 'P') prune_state(entries[i] + 1);
+}
+
+static int dir_empty(const char *path) {
+  DIR *d = opendir(path);
+  if (!d) return errno == ENOENT;
+  struct dirent *e;
+  int empty = 1;
+  while ((e = readdir(d))) if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) { empty = 0; break; }
+  closedir(d);
+  return empty;
+}
+
+/* Prunes a network namespace's state directory when nothing is left in it.
+ * Under its lock; nsbox_flock retries when the file it locked was removed. */
+static void prune_state(const char *dir) {
+  static const char *subs[] = { "leases", "ports", "forward" };
+  char p[4096];
+  snprintf(p, sizeof p, "%s/lock", dir);
+  int lk = nsbox_flock(p);
+  if (lk < 0) return;
+  int empty = 1;
+  for (int i = 0; i < 3; i++) { snprintf(p, sizeof p, "%s/%s", dir, subs[i]); if (!dir_empty(p)) empty = 0; }
+  if (empty) {
+    for (int i = 0; i < 3; i++) { snprintf(p, sizeof p, "%s/%s", dir, subs[i]); rmdir(p); }
+    snprintf(p, sizeof p, "%s/lock", dir);
+    unlink(p);
+    rmdir(dir);
+  }
+  close(lk);
 }
 
 /* The same from a NUL-separated buffer (koffi). */

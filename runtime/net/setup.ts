@@ -96,6 +96,7 @@ export class HostNetwork {
     if (p.table) out.push(`N${p.table}`);
     if (this.usesForward) out.push(`F${this.dir}/forward\t${this.forwardRef}\t${this.lockPath}`);
     if (files) for (const f of this.files) out.push(`f${f}\t${this.token}`);
+    if (files) out.push(`P${this.dir}`);
     return out;
   }
 
@@ -168,8 +169,8 @@ export class HostNetwork {
         const parent = findLink(this.host(), l.parent);
         if (!parent) throw new SetupError(`cannot create a ${kind} on \`${l.parent}\`: it is gone`);
         const r = nat.newLink(kind, l.name, parent.index, this.nsfd, '');
-        this.check(r, `create ${kind} \`${l.name}\` on \`${l.parent}\``,
-          r === -95 || r === -22 ? `this kernel may lack ${kind} support (CONFIG_${kind.toUpperCase()})` : undefined);
+        if (r === -95) throw new SetupError(`cannot create ${kind} \`${l.name}\` on \`${l.parent}\`: this kernel has no ${kind} support`, { hint: `a kernel built with CONFIG_${kind.toUpperCase()}, or use --network-macvlan / -n` });
+        this.check(r, `create ${kind} \`${l.name}\` on \`${l.parent}\``);
       }
     }
     for (const m of this.moved) this.check(nat.setLink(m.index, { nsfd: this.nsfd }), `move \`${m.name}\` into the container`);
@@ -193,14 +194,18 @@ export class HostNetwork {
     }
   }
 
-  /** The end: also gives up the leases and port claims. */
+  /** The end: also gives up the leases and port claims, and the state directory once nothing is left in it. */
   close(): void {
     this.detach();
+    const dirOk = existsSync(this.dir);
     for (const f of this.files) {
       if (readOwner(f)?.token === this.token) { try { unlinkSync(f); } catch { /* gone */ } }
     }
+    if (dirOk) this.nat.cleanup([`P${this.dir}`], -1);
   }
 }
+
+const SUBDIRS = ['leases', 'ports', 'forward'];
 
 /** Live owners of the files in dir; dead owners' files are removed (a supervisor and its guard both killed). */
 function liveFiles(dir: string, stale: (name: string, o: Owner) => boolean = (_, o) => !alive(o.pid)): Map<string, Owner> {
@@ -221,7 +226,16 @@ function liveFiles(dir: string, stale: (name: string, o: Owner) => boolean = (_,
 export function prepareNetwork(net: NetworkOptions, machine: string, token: string, warn: (l: string) => void): HostNetwork {
   const nat = native().net;
   const dir = `${STATE_ROOT}/${statSync('/proc/self/ns/net').ino}`;
-  for (const d of ['leases', 'ports', 'forward']) mkdirSync(`${dir}/${d}`, { recursive: true, mode: 0o755 });
+  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  try {
+    return prepareIn(nat, dir, net, machine, token, warn);
+  } catch (e) {
+    nat.cleanup([`P${dir}`], -1); // nothing was made: leave no state directory either
+    throw e;
+  }
+}
+
+function prepareIn(nat: NetNative, dir: string, net: NetworkOptions, machine: string, token: string, warn: (l: string) => void): HostNetwork {
 
   let nft = findNft();
   if (!nft && net.ports.length) {
@@ -258,9 +272,11 @@ export function prepareNetwork(net: NetworkOptions, machine: string, token: stri
   const files: string[] = [];
   let zoneLease: string | undefined;
   const alloc: Allocation = {};
-  const lock = nat.lock(`${dir}/lock`);
+  let lock = nat.lock(`${dir}/lock`);
+  for (let i = 0; lock === -2 && i < 10; i++) { mkdirSync(dir, { recursive: true, mode: 0o755 }); lock = nat.lock(`${dir}/lock`); } // pruned meanwhile
   if (lock < 0) throw new SetupError(`cannot lock \`${dir}/lock\`: ${errName(lock)}`);
   try {
+    for (const d of SUBDIRS) mkdirSync(`${dir}/${d}`, { recursive: true, mode: 0o755 });
     // Ports: not claimed by another container, not bound by anything on the host.
     const claims = liveFiles(`${dir}/ports`);
     for (const p of net.ports) {
