@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { makeBusyboxTree } from '../helpers/tree.js';
 import { sleep } from '../helpers/cli.js';
@@ -241,5 +242,57 @@ describe('nsbox run --network-bridge, --network-zone, --network-macvlan/-ipvlan,
     assert.match(gone.stderr, /^nsbox: cannot use `nosuch0` \(--network-interface\): no such interface on the host/);
     await waitFor(() => ns.leftovers(['nic1', 'nic1p']).length === 0).catch(() => {});
     assert.deepEqual(ns.leftovers(['nic1', 'nic1p']), []);
+  });
+});
+
+describe('nsbox run -b -n: a booted Debian whose systemd-networkd keeps host0 configured', function () {
+  this.timeout(20 * 60_000);
+  let tree: string;
+  let ns: TestNetns;
+  before(async () => {
+    const { bootTree } = await import('../helpers/debian-trees.js');
+    tree = await bootTree('bookworm');
+    execFileSync('systemctl', [`--root=${tree}`, 'enable', 'systemd-networkd.service'], { stdio: 'ignore' });
+    ns = new TestNetns('boot');
+  });
+  after(async () => {
+    ns?.remove();
+    if (tree) (await import('../helpers/debian-trees.js')).removeTree(tree);
+  });
+
+  it('reaches running with 0 failed units; networkd has host0 configured with nsbox\'s address; ping works both ways', async () => {
+    const c = ns.nsboxAsync(['run', '-b', '-D', tree, '-M', 'netboot', '-n', '--console=passive']);
+    const done = new Promise((r) => c.on('close', r));
+    await started('netboot');
+    let state = '';
+    for (let i = 0; i < 600 && !['running', 'degraded', 'maintenance', 'stopping'].includes(state); i++) {
+      state = ns.nsbox(['exec', 'netboot', '--', 'systemctl', 'is-system-running']).stdout.trim();
+      await sleep(200);
+    }
+    const failed = ns.nsbox(['exec', 'netboot', '--', 'systemctl', '--failed', '--no-legend', '--plain']).stdout.trim();
+    assert.equal(state, 'running', `failed units: ${failed}`);
+    assert.equal(failed, '');
+    let link = '';
+    for (let i = 0; i < 100 && !/host0\s+ether\s+(routable|degraded)\s+configured/.test(link); i++) {
+      link = ns.nsbox(['exec', 'netboot', '--', 'networkctl', 'list', '--no-legend']).stdout;
+      await sleep(100);
+    }
+    assert.match(link, /host0\s+ether\s+(routable|degraded)\s+configured/);
+    const hostEnd = ns.sh('ip -o -4 addr show ve-netboot').match(/inet ([\d.]+)/)![1];
+    const status = ns.nsbox(['exec', 'netboot', '--', 'networkctl', 'status', 'host0', '--no-pager']).stdout;
+    const addr = /^\s+Address: (\d+\.\d+\.\d+\.\d+)/m.exec(status)?.[1];
+    assert.ok(addr, status);
+    assert.match(status, new RegExp(`Gateway: ${hostEnd.replace(/\./g, '\\.')}`));
+    const ping = ns.try(`ping -c1 -W2 ${addr}`);
+    assert.equal(ping.status, 0, `host -> container: ${ping.stdout} ${ping.stderr} ${status}`);
+    // container -> host over TCP (the tree has bash but no ping)
+    const server = ns.bg('echo host-answers | busybox nc -l -p 7002');
+    await sleep(200);
+    const tcp = ns.nsbox(['exec', 'netboot', '--', 'bash', '-c', `exec 3<>/dev/tcp/${hostEnd}/7002; cat <&3`]);
+    server.kill();
+    assert.match(tcp.stdout, /host-answers/);
+    ns.nsbox(['exec', 'netboot', '--', 'systemctl', 'poweroff']);
+    await done;
+    assert.deepEqual(ns.leftovers(), []);
   });
 });
