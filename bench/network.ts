@@ -13,7 +13,7 @@
  * Usage: node --import tsx bench/network.ts [BOOT_RUNS] [SECONDS]
  */
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
-import { closeSync, existsSync, realpathSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, realpathSync } from 'node:fs';
 import tty from 'node:tty';
 import { native } from '../runtime/native.js';
 import { bootTree, removeTree } from '../test/helpers/debian-trees.js';
@@ -27,7 +27,7 @@ const ns = new TestNetns('bench');
 const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const inNs = (cmd: string, args: string[]) => ['nsenter', [`--net=${ns.path}`, cmd, ...args]] as const;
-const NSPAWN = (args: string) => ['unshare', '-m', 'sh', '-c', `mount -t tmpfs tmpfs /run && exec systemd-nspawn --register=no --keep-unit -q ${args}`, 'sh'];
+const NSPAWN = (args: string) => ['unshare', '-m', 'sh', '-c', `mount -t tmpfs tmpfs /run && exec systemd-nspawn --register=no --keep-unit -q ${args}`];
 const nspawnAvailable = existsSync('/usr/bin/systemd-nspawn');
 
 async function bootOnce(argv: string[]): Promise<number> {
@@ -112,14 +112,13 @@ const tn = await nsboxThroughput();
 const ts = nspawnAvailable ? await nspawnThroughput() : undefined;
 
 console.log(`network benchmark (bookworm tree, inside a private network namespace; ${runs} boots, ${seconds} s iperf3 each)`);
-console.log(`  ${''.padEnd(34)} ${'nsbox'.padStart(10)} ${'nspawn'.padStart(10)} ${'ratio'.padStart(7)}`);
+console.log(`  ${''.padEnd(38)} ${'nsbox'.padStart(10)} ${'nspawn'.padStart(10)} ${'ratio'.padStart(7)}`);
 const row = (label: string, a: number, b: number | undefined, unit: string, digits: number) =>
-  console.log(`  ${label.padEnd(34)} ${a.toFixed(digits).padStart(10)} ${(b === undefined || Number.isNaN(b) ? 'n/a' : b.toFixed(digits)).padStart(10)} ${(b && !Number.isNaN(b) ? `${(a / b).toFixed(2)}x` : '').padStart(7)}  ${unit}`);
+  console.log(`  ${label.padEnd(38)} ${a.toFixed(digits).padStart(10)} ${(b === undefined || Number.isNaN(b) ? 'n/a' : b.toFixed(digits)).padStart(10)} ${(b && !Number.isNaN(b) ? `${(a / b).toFixed(2)}x` : '').padStart(7)}  ${unit}`);
 row('boot to login prompt with -n', median(boot.nsbox), boot['systemd-nspawn'].length ? median(boot['systemd-nspawn']) : undefined, 'ms (lower is better)', 0);
 row('TCP host -> container, veth', tn.veth, ts?.veth, 'Gbit/s (higher is better)', 2);
 row('TCP host -> container, -p (host addr)', tn.port, ts?.port, 'Gbit/s', 2);
 row('TCP host -> container, -p 127.0.0.1', tn.loopback!, undefined, 'Gbit/s (nspawn: not forwarded)', 2);
 ns.remove();
 removeTree(tree);
-void readFileSync;
 process.exit(0);
