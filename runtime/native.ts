@@ -132,7 +132,8 @@ export function native(): Native {
   const notifyRecv = lib.func('int nsbox_notify_recv(int fd, _Out_ uint8_t *buf, int len)');
   const notifySend = lib.func('int nsbox_notify_send(const char *path, const char *msg)');
   const closeFd = lib.func('int nsbox_close(int fd)');
-  const netFn = {
+  // The network functions are declared on first use: a run without network flags never pays for them.
+  const netFns = () => ({
     veth: lib.func('int nsbox_nl_veth(const char *host, const char *peer, int nsfd, const char *alias)'),
     newLink: lib.func('int nsbox_nl_newlink(const char *kind, const char *name, int parent, int nsfd, const char *alias)'),
     setLink: lib.func('int nsbox_nl_setlink(int ifindex, int up, int master, int nsfd, const char *name)'),
@@ -144,7 +145,9 @@ export function native(): Native {
     sysctl: lib.func('int nsbox_sysctl_set(const char *path, const char *value)'),
     cleanup: lib.func('void nsbox_net_cleanup(const uint8_t *entries, int len, int nsfd)'),
     guard: lib.func('int nsbox_net_guard(const char *exe, const uint8_t *entries, int len, int nsfd, _Out_ int *pid)'),
-  };
+  });
+  let netCache: ReturnType<typeof netFns> | undefined;
+  const netFn = new Proxy({} as ReturnType<typeof netFns>, { get: (_, k) => (netCache ??= netFns())[k as keyof ReturnType<typeof netFns>] });
   const entryBuf = (entries: string[]) => Buffer.from(entries.map((e) => e + '\0').join(''));
   const net: NetNative = {
     veth: (host, peer, nsfd, alias) => netFn.veth(host, peer, nsfd, alias) as number,
