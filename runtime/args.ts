@@ -18,6 +18,13 @@ export const RUN_FLAGS: Record<string, Spec> = {
   capability: { key: 'capability', value: true, repeat: true },
   'drop-capability': { key: 'dropCapability', value: true, repeat: true },
   'private-network': { key: 'privateNetwork', value: false },
+  'network-veth': { key: 'networkVeth', value: false },
+  'network-bridge': { key: 'networkBridge', value: true },
+  'network-zone': { key: 'networkZone', value: true },
+  'network-macvlan': { key: 'networkMacvlan', value: true, repeat: true },
+  'network-ipvlan': { key: 'networkIpvlan', value: true, repeat: true },
+  'network-interface': { key: 'networkInterface', value: true, repeat: true },
+  port: { key: 'port', value: true, repeat: true },
   bind: { key: 'bind', value: true, repeat: true },
   'bind-ro': { key: 'bindRo', value: true, repeat: true },
   tmpfs: { key: 'tmpfs', value: true, repeat: true },
@@ -32,7 +39,7 @@ export const RUN_FLAGS: Record<string, Spec> = {
   debug: { key: 'debug', value: false },
   help: { key: 'help', value: false },
 };
-const SHORT: Record<string, string> = { D: 'directory', M: 'machine', b: 'boot', E: 'setenv', u: 'user', q: 'quiet', h: 'help', j: 'link-journal' };
+const SHORT: Record<string, string> = { D: 'directory', M: 'machine', b: 'boot', E: 'setenv', u: 'user', q: 'quiet', h: 'help', j: 'link-journal', n: 'network-veth', p: 'port' };
 
 export interface ParsedRun extends RunInput { help?: boolean; debug?: boolean; rest?: Record<string, string | boolean | string[]> }
 
@@ -115,6 +122,16 @@ in new PID, mount, IPC, UTS and cgroup namespaces, as systemd-nspawn does.
       --capability=CAPS      add capabilities (comma-separated, or "all")
       --drop-capability=CAPS remove capabilities from the default set
       --private-network      own network namespace with only lo (up)
+  -n, --network-veth         a veth pair: ve-NAME on the host, host0 inside,
+                             both addressed (a free /28), outbound NAT
+      --network-bridge=BR    a veth whose host end (vb-NAME) joins bridge BR
+      --network-zone=ZONE    a veth on bridge vz-ZONE, shared by the zone's
+                             containers; made by the first, removed with the last
+      --network-macvlan=IF   a macvlan (mv-IF) on host interface IF (repeatable)
+      --network-ipvlan=IF    an ipvlan (iv-IF) on host interface IF (repeatable)
+      --network-interface=IF move host interface IF in; it returns at the end
+  -p, --port=[PROTO:]HOST[:CONT]  forward host port HOST (tcp or udp; default
+                             tcp) to the container (-n or --network-zone)
       --bind=SRC[:DST]       bind-mount a host path (read-write)
       --bind-ro=SRC[:DST]    bind-mount a host path read-only
       --tmpfs=PATH[:OPTS]    mount a tmpfs (default mode=0755)

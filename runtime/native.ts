@@ -76,6 +76,31 @@ export interface Native {
   notifyRecv(fd: number): Promise<string | undefined>;
   notifySend(path: string, message: string): number;
   close(fd: number): void;
+  /** The network helper (net.c): rtnetlink, locks, port probes, the clean-up shared with the guard. */
+  net: NetNative;
+}
+
+/** Host-side network mechanisms (runtime/native/net.c); results are >= 0 or -errno. */
+export interface NetNative {
+  /** veth pair: host end here, peer into namespace nsfd (-1: here); returns the host end's ifindex. */
+  veth(host: string, peer: string, nsfd: number, alias: string): number;
+  /** bridge, macvlan (bridge mode) or ipvlan (L2) link, on parent ifindex (0: none), in nsfd (-1: here). */
+  newLink(kind: 'bridge' | 'macvlan' | 'ipvlan', name: string, parent: number, nsfd: number, alias: string): number;
+  /** up, master ifindex (0: leave), move into nsfd (-1: stay) with an optional new name. */
+  setLink(ifindex: number, opts: { up?: boolean; master?: number; nsfd?: number; name?: string }): number;
+  addAddress(ifindex: number, address: string, prefix: number): number;
+  delLink(ifindex: number): number;
+  /** Links, IPv4 addresses and routes of this namespace, as tab-separated lines. */
+  dump(): string;
+  /** An exclusive lock held until the fd is closed. */
+  lock(path: string): number;
+  /** 0 when nothing holds the port, else -errno. */
+  portFree(proto: 'tcp' | 'udp', port: number): number;
+  sysctl(path: string, value: string): number;
+  /** Undoes a network set-up from guard entries (runtime/native/net.c nsbox_net_cleanup_argv). */
+  cleanup(entries: string[], nsfd: number): void;
+  /** Starts a guard for these entries holding nsfd as its fd 3. */
+  guard(entries: string[], nsfd: number): { fd: number; pid: number };
 }
 
 let cached: Native | undefined;
@@ -107,6 +132,49 @@ export function native(): Native {
   const notifyRecv = lib.func('int nsbox_notify_recv(int fd, _Out_ uint8_t *buf, int len)');
   const notifySend = lib.func('int nsbox_notify_send(const char *path, const char *msg)');
   const closeFd = lib.func('int nsbox_close(int fd)');
+  // The network functions are declared on first use: a run without network flags never pays for them.
+  const netFns = () => ({
+    veth: lib.func('int nsbox_nl_veth(const char *host, const char *peer, int nsfd, const char *alias)'),
+    newLink: lib.func('int nsbox_nl_newlink(const char *kind, const char *name, int parent, int nsfd, const char *alias)'),
+    setLink: lib.func('int nsbox_nl_setlink(int ifindex, int up, int master, int nsfd, const char *name)'),
+    addAddr: lib.func('int nsbox_nl_addaddr(int ifindex, const char *addr, int prefix)'),
+    delLink: lib.func('int nsbox_nl_dellink(int ifindex)'),
+    dump: lib.func('int nsbox_nl_dump(_Out_ uint8_t *buf, int len)'),
+    lock: lib.func('int nsbox_flock(const char *path)'),
+    portFree: lib.func('int nsbox_port_free(int udp, int port)'),
+    sysctl: lib.func('int nsbox_sysctl_set(const char *path, const char *value)'),
+    cleanup: lib.func('void nsbox_net_cleanup(const uint8_t *entries, int len, int nsfd)'),
+    guard: lib.func('int nsbox_net_guard(const char *exe, const uint8_t *entries, int len, int nsfd, _Out_ int *pid)'),
+  });
+  let netCache: ReturnType<typeof netFns> | undefined;
+  const netFn = new Proxy({} as ReturnType<typeof netFns>, { get: (_, k) => (netCache ??= netFns())[k as keyof ReturnType<typeof netFns>] });
+  const entryBuf = (entries: string[]) => Buffer.from(entries.map((e) => e + '\0').join(''));
+  const net: NetNative = {
+    veth: (host, peer, nsfd, alias) => netFn.veth(host, peer, nsfd, alias) as number,
+    newLink: (kind, name, parent, nsfd, alias) => netFn.newLink(kind, name, parent, nsfd, alias) as number,
+    setLink: (ifindex, o) => netFn.setLink(ifindex, o.up ? 1 : 0, o.master ?? 0, o.nsfd ?? -1, o.name ?? '') as number,
+    addAddress: (ifindex, address, prefix) => netFn.addAddr(ifindex, address, prefix) as number,
+    delLink: (ifindex) => netFn.delLink(ifindex) as number,
+    dump() {
+      for (let size = 1 << 16; ; size *= 4) {
+        const b = Buffer.alloc(size);
+        const n = netFn.dump(b, size) as number;
+        if (n < 0) throw new SetupError(`cannot read the host's network configuration: errno ${-n}`);
+        if (n < size - 256) return b.subarray(0, n).toString();
+      }
+    },
+    lock: (path) => netFn.lock(path) as number,
+    portFree: (proto, port) => netFn.portFree(proto === 'udp' ? 1 : 0, port) as number,
+    sysctl: (path, value) => netFn.sysctl(path, value) as number,
+    cleanup(entries, nsfd) { const b = entryBuf(entries); netFn.cleanup(b, b.length, nsfd); },
+    guard(entries, nsfd) {
+      const b = entryBuf(entries);
+      const pid = [0];
+      const fd = netFn.guard(guardExe, b, b.length, nsfd, pid) as number;
+      if (fd < 0) throw new SetupError(`cannot start the network clean-up guard: errno ${-fd}`);
+      return { fd, pid: pid[0] };
+    },
+  };
   const cstr = (b: Buffer) => b.subarray(0, Math.max(0, b.indexOf(0))).toString();
   cached = {
     spawn(plan) {
@@ -171,6 +239,7 @@ export function native(): Native {
     },
     notifySend(path, message) { return notifySend(path, message) as number; },
     close(fd) { closeFd(fd); },
+    net,
     guard(entries) {
       const buf = Buffer.from(entries.join('\0') + '\0');
       const pid = [0];

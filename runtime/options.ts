@@ -6,12 +6,13 @@ import { statSync, realpathSync } from 'node:fs';
 import { basename, isAbsolute, resolve } from 'node:path';
 import { UsageError } from '../errors.js';
 import { DEFAULT_CAPS, parseCapabilities, CAPABILITIES } from './caps.js';
+import { normalizeNetwork, type NetworkInput, type NetworkOptions } from './net/spec.js';
 
 export type ConsoleMode = 'interactive' | 'read-only' | 'passive' | 'pipe';
 export type LinkJournal = 'no' | 'host' | 'guest' | 'try-host' | 'try-guest' | 'auto';
 
 /** What a caller may pass: every field optional, strings as on the command line. */
-export interface RunInput {
+export interface RunInput extends NetworkInput {
   /** Tree to run (`-D`); default: the current directory. */
   directory?: string;
   /** Machine name (`-M`); default: the directory's name. */
@@ -60,6 +61,8 @@ export interface RunOptions {
   boot: boolean;
   capabilities: bigint;
   privateNetwork: boolean;
+  /** network: links beyond lo (-n, --network-*, -p); implies privateNetwork. */
+  network?: NetworkOptions;
   binds: BindSpec[];
   tmpfs: TmpfsSpec[];
   readOnly: boolean;
@@ -174,11 +177,14 @@ export function normalizeRunOptions(input: RunInput, ctx: { isTTY: boolean; cwd?
     throw new UsageError(`invalid user name \`${input.user}\``, { hint: 'use -u NAME or a numeric uid' });
   }
 
+  const network = normalizeNetwork(input);
+  const privateNetwork = !!input.privateNetwork || !!network;
+
   let caps = DEFAULT_CAPS;
   for (const c of input.capability ?? []) caps |= parseCapabilities(c, '--capability');
   for (const c of input.dropCapability ?? []) caps &= ~parseCapabilities(c, '--drop-capability');
   // nspawn hands CAP_NET_ADMIN to containers with their own network.
-  if (input.privateNetwork && !(input.dropCapability ?? []).some((c) => /(^|,)(cap_)?net_admin(,|$)/i.test(c))) {
+  if (privateNetwork && !(input.dropCapability ?? []).some((c) => /(^|,)(cap_)?net_admin(,|$)/i.test(c))) {
     caps |= 1n << BigInt(CAPABILITIES.CAP_NET_ADMIN);
   }
 
@@ -193,7 +199,7 @@ export function normalizeRunOptions(input: RunInput, ctx: { isTTY: boolean; cwd?
     throw new UsageError('the number of socket names does not match the number of sockets');
   }
   return {
-    directory: real, machine, machineAuto: input.machine === undefined, hostname, hostnameAuto: input.hostname === undefined, boot, capabilities: caps, privateNetwork: !!input.privateNetwork,
+    directory: real, machine, machineAuto: input.machine === undefined, hostname, hostnameAuto: input.hostname === undefined, boot, capabilities: caps, privateNetwork, ...(network ? { network } : {}),
     binds, tmpfs, readOnly: !!input.readOnly, suppressSync: !!input.suppressSync, env: parseEnv(input.setenv), user: input.user, chdir: input.chdir,
     console: consoleMode, quiet: !!input.quiet, linkJournal, command: input.command ?? [], listenFds, listenFdNames,
   };

@@ -4,6 +4,7 @@
  * C walks the list. Tests assert on plans without root.
  */
 import type { RunOptions } from './options.js';
+import { networkdDropin, type ContainerNetif } from './net/plan.js';
 
 /** mount(2) flags used in plans. */
 export const MS = { RDONLY: 1, NOSUID: 2, NODEV: 4, NOEXEC: 8, RELATIME: 1 << 21, STRICTATIME: 1 << 24 } as const;
@@ -37,6 +38,8 @@ export interface ContainerPlan {
   /** Host path of the pty slave that becomes /dev/console and stdio, or none for pipe mode. */
   consolePath?: string;
   bringUpLoopback: boolean;
+  /** network: interfaces the host steps move in, brought up (and addressed) by the child after lo. */
+  netifs?: ContainerNetif[];
   /** The child waits once its namespaces exist, until the supervisor's host steps are done (supervise.ts). */
   rendezvous?: boolean;
   listenFds: number[];
@@ -72,6 +75,8 @@ export interface PlanFacts {
   stdio?: [number, number, number];
   /** Extra files under /run/host (e.g. the notify socket directory). */
   runHostBinds?: { source: string; dest: string }[];
+  /** network: the container's side of its links (runtime/net/plan.ts). */
+  netifs?: ContainerNetif[];
 }
 
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -125,6 +130,13 @@ export function buildPlan(opts: RunOptions, facts: PlanFacts): ContainerPlan {
   m.push({ kind: 'write', path: '/run/host/container-uuid', mode: 0o444, content: `${facts.uuid}\n` });
   if (facts.hostOsRelease) m.push({ kind: 'bind', source: facts.hostOsRelease, dest: '/run/host/os-release', readonly: true });
   for (const b of facts.runHostBinds ?? []) m.push({ kind: 'bind', source: b.source, dest: b.dest });
+  // network: a booted networkd keeps the static address nsbox gives host0.
+  if (opts.boot) {
+    for (const n of facts.netifs ?? []) {
+      const d = networkdDropin(n);
+      if (d) m.push({ kind: 'mkdir', path: d.dir, mode: 0o755 }, { kind: 'write', path: d.path, mode: 0o644, content: d.content });
+    }
+  }
 
   // Name resolution: the host's resolv.conf, unless the container has its own network.
   if (facts.hostResolvConf && !opts.privateNetwork) {
@@ -175,6 +187,7 @@ export function buildPlan(opts: RunOptions, facts: PlanFacts): ContainerPlan {
     cwd: opts.chdir ?? (opts.boot ? '/' : (user?.home ?? facts.home)),
     consolePath: facts.consolePath,
     bringUpLoopback: opts.privateNetwork,
+    ...(facts.netifs?.length ? { netifs: facts.netifs } : {}),
     listenFds: opts.listenFds,
     stdio: facts.stdio,
     env: [...merged.values()],

@@ -173,8 +173,10 @@ export async function supervise(input: RunOptions, hooks: SuperviseHooks = {}): 
   let pty: { fd: number; path: string; slaveFd: number } | undefined;
   let proxy: import('./console.js').ConsoleProxy | undefined;
   let relay: import('./notify.js').NotifyRelay | undefined;
+  let network: import('./net/setup.js').HostNetwork | undefined;
   const nat = native();
   const cleanup = () => {
+    network?.close();
     if (cgroupDir) removeCgroup(cgroupDir);
     registry.release(entry);
     if (guard) {
@@ -212,6 +214,8 @@ export async function supervise(input: RunOptions, hooks: SuperviseHooks = {}): 
     }
     const journal = opts.boot || opts.linkJournal !== 'auto'
       ? linkJournal(opts.linkJournal, root, machineIdFor(root, uuid), warn) : {};
+    // network: host checks and allocations before anything exists (runtime/net/setup.ts).
+    if (opts.network) network = (await import('./net/setup.js')).prepareNetwork(opts.network, opts.machine, token, warn);
     const facts: PlanFacts = {
       uuid, consolePath: pty?.path, cgroup: cgroupDir,
       hostOsRelease: hostFile('/etc/os-release', '/usr/lib/os-release'),
@@ -224,9 +228,11 @@ export async function supervise(input: RunOptions, hooks: SuperviseHooks = {}): 
       journal: journal.bind,
       runHostBinds: relay ? [{ source: relay.path, dest: '/run/host/notify' }] : undefined,
       extraEnv: relay ? ['NOTIFY_SOCKET=/run/host/notify'] : undefined,
+      netifs: network?.plan.netifs,
     };
     const plan = buildPlan(opts, facts);
     const hostSteps: HostStep[] = [];
+    if (network) { const n = network; hostSteps.push((pid) => n.attach(pid)); }
     if (opts.console === 'interactive' || opts.console === 'read-only') {
       log(`Spawning container ${opts.machine} on ${root}.\nPress Ctrl-] three times within 1s to kill container.`);
     }
@@ -256,6 +262,7 @@ export async function supervise(input: RunOptions, hooks: SuperviseHooks = {}): 
       await attachConsole();
       if (!relay && process.env.NOTIFY_SOCKET) (await import('./notify.js')).notifyHost(`READY=1\nMAINPID=${process.pid}`);
       const status = await control.watch(started.pid);
+      network?.detach(); // interfaces back out, links and rules gone (a reboot attaches again)
       const rebooted = opts.boot && !control.stopping && (status & 0x7f) === 1; // init killed by SIGHUP: reboot
       if (rebooted) {
         log(`Container ${opts.machine} is being rebooted.`);

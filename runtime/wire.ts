@@ -47,6 +47,7 @@ export function encodePlan(plan: ContainerPlan, opts: { join?: number; dieWithPa
     }
     if (plan.rootReadOnly) put('root-ro');
     if (plan.bringUpLoopback) put('netlo');
+    for (const n of plan.netifs ?? []) put('netif', n.name, n.address ?? '', n.prefix ?? 0, n.gateway ?? '');
   }
   if (plan.rendezvous) put('rendezvous');
   if (plan.suppressSync) put('nosync');

@@ -11,6 +11,10 @@
  * file still holds token, so a newer machine of the same name is safe) and
  * "t<tty path>\t<hex of a struct termios>": the user's terminal settings from
  * before the console made it raw, put back first.
+ *
+ * A container's network has a guard of its own (nsbox_net_guard in net.c):
+ * its entries (M, L, Z, N, F and f, see nsbox_net_cleanup_argv) undo the
+ * network set-up, with the container's network namespace held open as fd 3.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -24,6 +28,8 @@
 #include <sys/syscall.h>
 #include <termios.h>
 #include <unistd.h>
+
+#include "net.h"
 
 static int rmdir_tree(int dirfd, const char *name, int depth) {
   if (depth > 64) return -1;
@@ -140,5 +146,7 @@ int main(int argc, char **argv) {
     if (r == 0 || (r < 0 && errno != EINTR)) break;
   }
   cleanup(argc, argv);
+  /* network entries; fd 3 is the container's network namespace when given */
+  nsbox_net_cleanup_argv(argc - 1, argv + 1, fcntl(3, F_GETFD) >= 0 ? 3 : -1);
   return 0;
 }

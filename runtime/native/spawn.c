@@ -89,6 +89,9 @@ struct plan {
   const char *chdir;
   const char *console; /* host path of a pty slave, or NULL for pipe mode */
   int netlo;
+  /* network: container interfaces to configure after lo (runtime/net/, "netif" records) */
+  struct { const char *name, *addr, *gateway; int prefix; } netifs[8];
+  int nnetifs;
   int listen_fds[32];
   int nlisten;
   int stdio[3]; /* fds to become 0–2 in pipe mode, or -1 to keep */
@@ -209,6 +212,16 @@ static int parse_plan(const char *buf, int len, struct plan *p, char *err, int e
     else if (!strcmp(key, "chdir")) { NEED(1); p->chdir = strs[i + 1]; i += 2; }
     else if (!strcmp(key, "console")) { NEED(1); p->console = strs[i + 1]; i += 2; }
     else if (!strcmp(key, "netlo")) { p->netlo = 1; i += 1; }
+    else if (!strcmp(key, "netif")) { /* netif NAME ADDR PREFIX GATEWAY ("" for none) */
+      NEED(4);
+      if (p->nnetifs >= 8 || parse_u64(strs[i + 3], &v, 10) || v > 32) goto bad;
+      p->netifs[p->nnetifs].name = strs[i + 1];
+      p->netifs[p->nnetifs].addr = strs[i + 2];
+      p->netifs[p->nnetifs].prefix = (int)v;
+      p->netifs[p->nnetifs].gateway = strs[i + 4];
+      p->nnetifs++;
+      i += 5;
+    }
     else if (!strcmp(key, "pdeathsig")) { p->die_with_parent = 1; i += 1; }
     else if (!strcmp(key, "nosync")) { p->suppress_sync = 1; i += 1; }
     else if (!strcmp(key, "rendezvous")) { p->rendezvous = 1; i += 1; }
@@ -515,6 +528,59 @@ static void bring_up_lo(struct plan *p) {
   close(s);
 }
 
+/* ---------- network: the container's interfaces (child side) ---------- */
+
+#include <arpa/inet.h>
+#include <net/route.h>
+#include <netinet/in.h>
+
+static void set_ipv4(struct plan *p, int s, struct ifreq *ifr, unsigned long req, const char *addr, const char *what) {
+  char msg[1024];
+  struct sockaddr_in *sin = (struct sockaddr_in *)&ifr->ifr_addr;
+  memset(&ifr->ifr_addr, 0, sizeof ifr->ifr_addr);
+  sin->sin_family = AF_INET;
+  if (inet_pton(AF_INET, addr, &sin->sin_addr) != 1) die_child(p, 3, EINVAL, fmt2(msg, sizeof msg, what, ifr->ifr_name, "", NULL));
+  if (ioctl(s, req, ifr) < 0) die_child(p, 3, errno, fmt2(msg, sizeof msg, what, ifr->ifr_name, "", NULL));
+}
+
+/* Brings up each interface the host side moved in and, when the plan says
+ * so, gives it its IPv4 address and the default route (a tree without a
+ * network manager reaches the host at once; a booted networkd takes the
+ * same static configuration from the drop-in the plan writes). */
+static void configure_netifs(struct plan *p) {
+  char msg[1024];
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) die_child(p, 3, errno, "cannot open a socket to configure the network");
+  for (int i = 0; i < p->nnetifs; i++) {
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    size_t n = s_len(p->netifs[i].name);
+    if (n >= IFNAMSIZ) die_child(p, 3, ENAMETOOLONG, "cannot configure a network interface");
+    memcpy(ifr.ifr_name, p->netifs[i].name, n + 1);
+    if (p->netifs[i].addr[0]) {
+      set_ipv4(p, s, &ifr, SIOCSIFADDR, p->netifs[i].addr, "set the address of");
+      uint32_t mask = p->netifs[i].prefix ? htonl(0xffffffffu << (32 - p->netifs[i].prefix)) : 0;
+      char m[INET_ADDRSTRLEN];
+      inet_ntop(AF_INET, &mask, m, sizeof m);
+      set_ipv4(p, s, &ifr, SIOCSIFNETMASK, m, "set the netmask of");
+    }
+    if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0) die_child(p, 3, errno, fmt2(msg, sizeof msg, "read the flags of", ifr.ifr_name, "", NULL));
+    ifr.ifr_flags |= IFF_UP;
+    if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0) die_child(p, 3, errno, fmt2(msg, sizeof msg, "bring up", ifr.ifr_name, "", NULL));
+    if (p->netifs[i].gateway[0]) {
+      struct rtentry rt;
+      memset(&rt, 0, sizeof rt);
+      struct sockaddr_in *gw = (struct sockaddr_in *)&rt.rt_gateway, *dst = (struct sockaddr_in *)&rt.rt_dst, *mk = (struct sockaddr_in *)&rt.rt_genmask;
+      gw->sin_family = dst->sin_family = mk->sin_family = AF_INET;
+      if (inet_pton(AF_INET, p->netifs[i].gateway, &gw->sin_addr) != 1) die_child(p, 3, EINVAL, "cannot add the default route");
+      rt.rt_flags = RTF_UP | RTF_GATEWAY;
+      rt.rt_dev = (char *)p->netifs[i].name;
+      if (ioctl(s, SIOCADDRT, &rt) < 0 && errno != EEXIST) die_child(p, 3, errno, fmt2(msg, sizeof msg, "add the default route via", p->netifs[i].gateway, "", NULL));
+    }
+  }
+  close(s);
+}
+
 static void set_capabilities(struct plan *p) {
   /* Bounding set first (needs CAP_SETPCAP), then the process sets. */
   for (int cap = 0; cap < 64; cap++) {
@@ -753,6 +819,8 @@ static int child_main(void *arg) {
   close(treefd);
   switch_root(p);
   if (p->netlo) bring_up_lo(p);
+  /* network: the interfaces the host steps moved in (runtime/net/) */
+  if (p->nnetifs) configure_netifs(p);
   finish_and_exec(p);
 }
 
