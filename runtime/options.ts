@@ -164,10 +164,11 @@ function parseOverlay(spec: string, readonly: boolean, cwd: string): OverlaySpec
   const dest = parts.length === 2 ? parts[1].replace(/^\+/, '') : parts[parts.length - 1];
   if (!isAbsolute(dest)) throw new UsageError(`malformed ${flag} \`${spec}\`: the destination \`${dest}\` must be an absolute path`, { hint: `use ${flag} LOWER[:LOWER…]:UPPER:/container/path` });
   const sources = parts.length === 2 ? parts : parts.slice(0, -1);
-  const source = (p: string) => {
+  const source = (p: string, upper = false) => {
     if (p.includes(',')) throw new UsageError(`malformed ${flag} \`${spec}\`: path \`${p}\` contains a comma`, { hint: 'rename the directory or bind-mount it elsewhere first' });
     if (p.startsWith('+')) return { path: resolve('/', p.slice(1)), inTree: true };
     const host = resolve(cwd, p);
+    if (upper) return { path: host, inTree: false }; // created if missing, as nspawn does
     let st;
     try { st = statSync(host); } catch {
       throw new UsageError(`cannot overlay \`${host}\` (${flag} \`${spec}\`): no such directory on the host`, { hint: 'create it first or fix the path' });
@@ -175,11 +176,11 @@ function parseOverlay(spec: string, readonly: boolean, cwd: string): OverlaySpec
     if (!st.isDirectory()) throw new UsageError(`cannot overlay \`${host}\` (${flag} \`${spec}\`): not a directory`, { hint: 'overlay layers are directories' });
     return { path: host, inTree: false };
   };
-  if (readonly) return { lowers: sources.map(source), dest: resolve(dest), readonly };
+  if (readonly) return { lowers: sources.map((p) => source(p)), dest: resolve(dest), readonly };
   const top = sources[sources.length - 1];
-  const lowers = sources.slice(0, -1).map(source);
+  const lowers = sources.slice(0, -1).map((p) => source(p));
   if (!lowers.length) throw new UsageError(`malformed ${flag} \`${spec}\`: no lower layer`, { hint: `use ${flag} LOWER:UPPER:DEST` });
-  return { lowers, upper: top === '' ? 'tmpfs' : source(top), dest: resolve(dest), readonly };
+  return { lowers, upper: top === '' ? 'tmpfs' : source(top, true), dest: resolve(dest), readonly };
 }
 
 /** `--private-users` and `--private-users-ownership`, as systemd-nspawn reads them. */

@@ -224,7 +224,8 @@ export function buildPlan(opts: RunOptions, facts: PlanFacts): ContainerPlan {
     hostname: opts.hostname,
     capabilities: opts.capabilities,
     user: user ? { uid: user.uid, gid: user.gid, groups: user.groups } : undefined,
-    cwd: opts.chdir ?? (opts.boot ? '/' : (user?.home ?? facts.home)),
+    // --volatile=yes: a fresh root has no home directories
+    cwd: opts.chdir ?? (opts.boot || opts.volatile === 'yes' ? '/' : (user?.home ?? facts.home)),
     consolePath: facts.consolePath,
     bringUpLoopback: opts.privateNetwork,
     listenFds: opts.listenFds,

@@ -1014,8 +1014,13 @@ static int join_main(void *arg) {
     fds[i] = open(path, O_RDONLY | O_CLOEXEC);
     if (fds[i] < 0) die_child(p, 3, errno, fmt2(msg, sizeof msg, "open namespace", path, "", NULL));
   }
-  /* EINVAL: already in that namespace (the container shares it with the host) */
+  /* A namespace the container shares with us (the host's network without
+   * --private-network) is skipped: after joining a -U container's user
+   * namespace we could not join one the host's owns, and need not. */
   for (int i = 0; i < NNS; i++) {
+    struct stat mine, theirs;
+    snprintf(path, sizeof path, "/proc/self/ns/%s", nss[i].name);
+    if (stat(path, &mine) == 0 && fstat(fds[i], &theirs) == 0 && mine.st_ino == theirs.st_ino && mine.st_dev == theirs.st_dev) { close(fds[i]); continue; }
     if (setns(fds[i], nss[i].flag) == 0) { if (nss[i].flag == CLONE_NEWUSER) joined_user = 1; }
     else if (errno != EINVAL) die_child(p, 3, errno, fmt2(msg, sizeof msg, "join namespace", nss[i].name, "", NULL));
     close(fds[i]);
