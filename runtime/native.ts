@@ -77,8 +77,8 @@ export interface Native {
   notifySend(path: string, message: string): number;
   close(fd: number): void;
   // user namespaces (runtime/userns.ts)
-  /** A detached idmapped clone of source for pid's user namespace; throws SetupError (errno in `code`: EINVAL = the file system cannot). */
-  idmapMount(source: string, pid: number, opts?: { recursive?: boolean; readonly?: boolean }): number;
+  /** A detached clone of source's mount, idmapped for pid's user namespace with `idmap`; throws SetupError (EINVAL: the file system cannot idmap). */
+  cloneMount(source: string, pid: number, opts?: { recursive?: boolean; readonly?: boolean; idmap?: boolean }): number;
   /** 0 if source's file system takes idmapped mounts, else -errno (asked of the kernel with a throw-away user namespace). */
   idmapProbe(source: string): number;
   /** The host's sysfs as a detached read-only mount. */
@@ -120,7 +120,7 @@ export function native(): Native {
   const notifyRecv = lib.func('int nsbox_notify_recv(int fd, _Out_ uint8_t *buf, int len)');
   const notifySend = lib.func('int nsbox_notify_send(const char *path, const char *msg)');
   const closeFd = lib.func('int nsbox_close(int fd)');
-  const idmapMount = lib.func('int nsbox_idmap_mount(const char *src, int pid, int rec, int ro, _Out_ uint8_t *err, int errlen)');
+  const idmapMount = lib.func('int nsbox_idmap_mount(const char *src, int pid, int rec, int ro, int idmap, _Out_ uint8_t *err, int errlen)');
   const idmapProbe = lib.func('int nsbox_idmap_probe(const char *src)');
   const sysfsMount = lib.func('int nsbox_sysfs_mount(_Out_ uint8_t *err, int errlen)');
   const lockFile = lib.func('int nsbox_lock_file(const char *path, const char *token)');
@@ -190,9 +190,9 @@ export function native(): Native {
     },
     notifySend(path, message) { return notifySend(path, message) as number; },
     close(fd) { closeFd(fd); },
-    idmapMount(source, pid, o = {}) {
+    cloneMount(source, pid, o = {}) {
       const err = Buffer.alloc(1024);
-      const fd = idmapMount(source, pid, o.recursive ? 1 : 0, o.readonly ? 1 : 0, err, err.length) as number;
+      const fd = idmapMount(source, pid, o.recursive ? 1 : 0, o.readonly ? 1 : 0, o.idmap ? 1 : 0, err, err.length) as number;
       if (fd < 0) throw new SetupError(cstr(err), { code: `errno-${-fd}`, hint: 'use --private-users-ownership=chown, or drop :idmap' });
       return fd;
     },

@@ -24,8 +24,11 @@ export type MountOp =
 
 /** A detached mount the supervisor makes at the rendezvous, with host privileges, for a -U child. */
 export type HostMount =
-  /** An idmapped clone of a host directory (the container's ids seen unshifted: open_tree + mount_setattr). */
-  | { kind: 'idmap'; source: string; readonly?: boolean; recursive?: boolean }
+  /**
+   * A clone of a host path's mount (open_tree, with host root's access to the path), idmapped with
+   * `idmap` (the container's ids seen unshifted: mount_setattr).
+   */
+  | { kind: 'clone'; source: string; idmap: boolean; readonly?: boolean; recursive?: boolean }
   /** The host's sysfs: one can only be mounted from the user namespace that owns the network namespace. */
   | { kind: 'sysfs' };
 
@@ -36,7 +39,7 @@ export interface PlanUserns {
   uidCount: number;
   /** Mounts the supervisor makes and hands over, in order: the child gets them as passed_fds[0…]. */
   mounts: HostMount[];
-  /** Index in `mounts` of the idmapped tree, which replaces the tree's plain bind mount. */
+  /** Index in `mounts` of the tree (idmapped or not), which replaces the tree's plain bind mount. */
   treeMount?: number;
   /** The container's cgroup: the supervisor moves the child in and hands it over (chown) at the rendezvous. */
   cgroup?: string;
@@ -162,7 +165,10 @@ export function buildPlan(opts: RunOptions, facts: PlanFacts): ContainerPlan {
   m.push({ kind: 'write', path: '/run/host/container-manager', mode: 0o444, content: 'nsbox\n' });
   m.push({ kind: 'write', path: '/run/host/container-uuid', mode: 0o444, content: `${facts.uuid}\n` });
   if (facts.hostOsRelease) m.push({ kind: 'bind', source: facts.hostOsRelease, dest: '/run/host/os-release', readonly: true });
-  for (const b of facts.runHostBinds ?? []) m.push({ kind: 'bind', source: b.source, dest: b.dest });
+  for (const b of facts.runHostBinds ?? []) {
+    if (userns) m.push({ kind: 'attach', fd: hostMount(userns, { kind: 'clone', source: b.source, idmap: false }), dest: b.dest });
+    else m.push({ kind: 'bind', source: b.source, dest: b.dest });
+  }
 
   // Name resolution: the host's resolv.conf, unless the container has its own network.
   if (facts.hostResolvConf && !opts.privateNetwork) {
@@ -178,7 +184,7 @@ export function buildPlan(opts: RunOptions, facts: PlanFacts): ContainerPlan {
 
   if (facts.journal) {
     // Under -U the host's journal directory is idmapped: the container's journald writes it as host root would.
-    if (userns) m.push({ kind: 'attach', fd: hostMount(userns, { kind: 'idmap', source: facts.journal.source }), dest: facts.journal.dest });
+    if (userns) m.push({ kind: 'attach', fd: hostMount(userns, { kind: 'clone', source: facts.journal.source, idmap: true }), dest: facts.journal.dest });
     else m.push({ kind: 'bind', source: facts.journal.source, dest: facts.journal.dest });
   }
   // --volatile=state: the tree read-only (below) with a fresh /var.
@@ -186,8 +192,9 @@ export function buildPlan(opts: RunOptions, facts: PlanFacts): ContainerPlan {
 
   // The user's mounts last, so they can cover anything above.
   for (const b of opts.binds) {
-    if (b.idmap && userns) {
-      m.push({ kind: 'attach', fd: hostMount(userns, { kind: 'idmap', source: b.source, readonly: b.readonly, recursive: !b.norbind }), dest: b.dest });
+    // Under -U the supervisor clones the host path (idmapped with :idmap): the child could not reach a 0700 parent.
+    if (userns) {
+      m.push({ kind: 'attach', fd: hostMount(userns, { kind: 'clone', source: b.source, idmap: !!b.idmap, readonly: b.readonly, recursive: !b.norbind }), dest: b.dest });
     } else m.push({ kind: 'bind', source: b.source, dest: b.dest, readonly: b.readonly, recursive: !b.norbind });
   }
   for (const t of opts.tmpfs) m.push({ kind: 'mount', source: 'tmpfs', dest: t.dest, fstype: 'tmpfs', flags: MS.NOSUID | MS.NODEV, data: t.options });
@@ -235,10 +242,10 @@ export function buildPlan(opts: RunOptions, facts: PlanFacts): ContainerPlan {
   };
 }
 
-/** The user namespace part of a plan: the idmapped tree first (index 0), then mounts as ops ask for them. */
+/** The user namespace part of a plan: the tree first (index 0), then mounts as ops ask for them. */
 function usernsPlan(u: NonNullable<PlanFacts['userns']>, cgroup: string | undefined, tree: string): PlanUserns {
   const plan: PlanUserns = { uidShift: u.shift, uidCount: u.count, mounts: [], ...(cgroup ? { cgroup } : {}) };
-  if (u.idmapTree) plan.treeMount = hostMount(plan, { kind: 'idmap', source: tree, recursive: true });
+  plan.treeMount = hostMount(plan, { kind: 'clone', source: tree, idmap: u.idmapTree, recursive: true });
   return plan;
 }
 

@@ -221,7 +221,7 @@ export function usernsSteps(plan: ContainerPlan, nat: Native): { step: (pid: num
         for (const f of DELEGATED) { const p = join(u.cgroup, f); if (existsSync(p)) chownSync(p, u.uidShift, u.uidShift); }
       }
       try {
-        for (const m of u.mounts) made.push(m.kind === 'sysfs' ? nat.sysfsMount() : nat.idmapMount(m.source, pid, { recursive: m.recursive, readonly: m.readonly }));
+        for (const m of u.mounts) made.push(m.kind === 'sysfs' ? nat.sysfsMount() : nat.cloneMount(m.source, pid, { recursive: m.recursive, readonly: m.readonly, idmap: m.idmap }));
       } catch (e) {
         for (const fd of made.splice(0)) nat.close(fd);
         throw e;

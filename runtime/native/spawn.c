@@ -432,10 +432,17 @@ static void become_userns_root(struct plan *p) {
 static void mount_tree(struct plan *p) {
   char msg[1024];
   if (p->tree_fd >= 0) {
-    int to = open(p->tree, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    /* The parent cloned the tree's mount (idmapped or not). Its host path may
+     * lie below a 0700 directory (/var/lib/machines is) that root of our
+     * namespace cannot traverse: attach it at a staging point of our own,
+     * on the host's /sys, which a -U child never uses (sysfs comes as an fd). */
+    if (mount("tmpfs", "/sys", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0755,size=64k") < 0 || mkdir("/sys/root", 0755) < 0)
+      die_child(p, 3, errno, "cannot prepare the staging point of the tree");
+    int to = open("/sys/root", O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (p->tree_fd >= p->npassed || to < 0 || move_mount_fd(p->passed_fds[p->tree_fd], to) < 0)
-      die_child(p, 3, p->tree_fd >= p->npassed ? EBADF : errno, fmt2(msg, sizeof msg, "attach the idmapped tree on", p->tree, "", NULL));
+      die_child(p, 3, p->tree_fd >= p->npassed ? EBADF : errno, fmt2(msg, sizeof msg, "attach the tree", p->tree, "", NULL));
     close(to);
+    p->tree = "/sys/root";
     return;
   }
   if (mount(p->tree, p->tree, NULL, MS_BIND | MS_REC, NULL) < 0) die_child(p, 3, errno, fmt2(msg, sizeof msg, "bind-mount the tree", p->tree, "", NULL));
@@ -1606,24 +1613,26 @@ int nsbox_close(int fd) { return close(fd) < 0 ? -errno : 0; }
 /* ---------- user namespaces (parent side) ---------- */
 
 /*
- * An idmapped clone of source (open_tree + mount_setattr): seen through it,
- * files owned by uid N on disk belong to uid N inside the user namespace of
- * pid, so the tree needs no chown. Returns a detached mount's fd (close-on-
+ * A detached clone of source's mount (open_tree), made with host root's
+ * access to the path (a -U child could not reach a path under a 0700
+ * directory). With idmap (mount_setattr): seen through it, files owned by
+ * uid N on disk belong to uid N inside the user namespace of pid, so the
+ * tree needs no chown. Returns a detached mount's fd (close-on-
  * exec) for the child to attach, or -errno with err filled: EINVAL means the
  * file system cannot idmap.
  */
-int nsbox_idmap_mount(const char *source, int pid, int recursive, int readonly, char *err, int errlen) {
+int nsbox_idmap_mount(const char *source, int pid, int recursive, int readonly, int idmap, char *err, int errlen) {
   char path[64];
   snprintf(path, sizeof path, "/proc/%d/ns/user", pid);
-  int ns = open(path, O_RDONLY | O_CLOEXEC);
+  int ns = idmap ? open(path, O_RDONLY | O_CLOEXEC) : open("/dev/null", O_RDONLY | O_CLOEXEC);
   if (ns < 0) { int e = errno; snprintf(err, errlen, "cannot open the user namespace of pid %d: %s", pid, strerror(e)); return -e; }
   int fd = (int)syscall(SYS_open_tree, AT_FDCWD, source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (recursive ? AT_RECURSIVE : 0));
   if (fd < 0) { int e = errno; close(ns); snprintf(err, errlen, "cannot clone the mount of `%s`: %s", source, strerror(e)); return -e; }
   struct mount_attr attr;
   memset(&attr, 0, sizeof attr);
-  attr.attr_set = MOUNT_ATTR_IDMAP | (readonly ? MOUNT_ATTR_RDONLY : 0);
-  attr.userns_fd = (uint64_t)ns;
-  int r = (int)syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0), &attr, sizeof attr);
+  attr.attr_set = (idmap ? MOUNT_ATTR_IDMAP : 0) | (readonly ? MOUNT_ATTR_RDONLY : 0);
+  if (idmap) attr.userns_fd = (uint64_t)ns;
+  int r = attr.attr_set ? (int)syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0), &attr, sizeof attr) : 0;
   int e = errno;
   close(ns);
   if (r < 0) {
@@ -1670,7 +1679,7 @@ int nsbox_idmap_probe(const char *source) {
     if (mfd >= 0) close(mfd);
   }
   if (!r) {
-    int fd = nsbox_idmap_mount(source, (int)pid, 0, 0, err, sizeof err);
+    int fd = nsbox_idmap_mount(source, (int)pid, 0, 0, 1, err, sizeof err);
     if (fd >= 0) close(fd); else r = fd;
   }
   /* the child has its own copy of both ends: a byte, not EOF, lets it go */
