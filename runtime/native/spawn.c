@@ -1646,7 +1646,10 @@ int nsbox_idmap_mount(const char *source, int pid, int recursive, int readonly, 
 
 static int probe_child(void *arg) {
   char c;
-  ssize_t r = read(*(int *)arg, &c, 1);
+  int *pfd = arg;
+  /* our copy of the write end goes, so a parent killed meanwhile means EOF */
+  close(pfd[1]);
+  ssize_t r = read(pfd[0], &c, 1);
   (void)r;
   syscall(SYS_exit, 0);
   return 0;
@@ -1666,7 +1669,7 @@ int nsbox_idmap_probe(const char *source) {
   if (pipe2(pfd, O_CLOEXEC) < 0) return -errno;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &saved);
-  pid_t pid = clone(probe_child, stack + sizeof stack, CLONE_NEWUSER | CLONE_VM | SIGCHLD, &pfd[0]);
+  pid_t pid = clone(probe_child, stack + sizeof stack, CLONE_NEWUSER | CLONE_VM | SIGCHLD, pfd);
   int e = errno;
   pthread_sigmask(SIG_SETMASK, &saved, NULL);
   if (pid < 0) { close(pfd[0]); close(pfd[1]); return -e; }
@@ -1682,10 +1685,7 @@ int nsbox_idmap_probe(const char *source) {
     int fd = nsbox_idmap_mount(source, (int)pid, 0, 0, 1, err, sizeof err);
     if (fd >= 0) close(fd); else r = fd;
   }
-  /* the child has its own copy of both ends: a byte, not EOF, lets it go */
-  ssize_t w = write(pfd[1], "x", 1);
-  (void)w;
-  close(pfd[1]);
+  close(pfd[1]); /* EOF lets the child go */
   while (waitpid(pid, NULL, __WALL) < 0 && errno == EINTR) {}
   close(pfd[0]);
   return r;

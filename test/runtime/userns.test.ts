@@ -101,6 +101,22 @@ describe('nsbox run -U: user namespaces', function () {
     } finally { rmSync(t, { recursive: true, force: true }); }
   });
 
+  it('never gives a running container\'s range to a second one, even when both want the range recorded in the tree', async () => {
+    const t = makeBusyboxTree({ name: 'nsbox-shared-range-' });
+    try {
+      const first = nsbox(['run', '-U', '--private-users-ownership=chown', '-D', t, 'true']);
+      assert.equal(first.status, 0, first.stderr);
+      const recorded = statSync(t).uid;
+      const a = collect(nsboxAsync(['run', '-U', '-D', t, '-M', 'uns-range-a', 'sh', '-c', 'cat /proc/self/uid_map; sleep 2']));
+      await waitLeader('uns-range-a');
+      const b = nsbox(['run', '-U', '--private-users-ownership=off', '-D', t, '-M', 'uns-range-b', 'cat', '/proc/self/uid_map']);
+      const ra = await a;
+      assert.equal(ra.code, 0, ra.stderr);
+      assert.equal(shiftOf(ra.stdout), recorded);
+      assert.notEqual(shiftOf(b.stdout), recorded);
+    } finally { rmSync(t, { recursive: true, force: true }); }
+  });
+
   it('redoes a chown pass that was interrupted (the tree root left with the busy owner)', () => {
     const t = makeBusyboxTree({ name: 'nsbox-busy-' });
     try {
