@@ -151,19 +151,29 @@ export function prepareUserns(opts: RunOptions, machine: string, token: string, 
   const ephemeral = opts.ephemeral || opts.volatile === 'overlay';
   const shiftedAlready = (st.uid >>> 0) === base && (st.gid >>> 0) === base;
   let ownership: Ownership;
-  const probe = () => nat.idmapProbe(tree);
+  const probe = () => {
+    const r = nat.idmapProbe(tree);
+    if (r <= -0x10000) {
+      throw new SetupError(`cannot use -U: the kernel refuses to create a user namespace (errno ${-r - 0x10000})`, {
+        hint: 'check that user namespaces are enabled (CONFIG_USER_NS, /proc/sys/user/max_user_namespaces)', exitCode: 125,
+      });
+    }
+    return r;
+  };
   const cannotMap = (errno: number) => `\`${tree}\` cannot be idmapped (${errno === -22 ? 'its file system does not support idmapped mounts' : `errno ${-errno}`})`;
   try {
+    // asked once, first: a kernel without user namespaces fails here, before anything changes
+    const mapped = probe();
     if (spec.ownership === 'off') ownership = 'off';
     else if (spec.ownership === 'chown') ownership = shiftedAlready ? 'off' : 'chown';
     else if (spec.ownership === 'map') {
       if (treeBase !== 0) throw new SetupError(`cannot idmap \`${tree}\`: its files are owned by the shifted range ${treeBase}, not by 0…65535`, { hint: 'use --private-users-ownership=chown (or chown it back with --private-users=0 --private-users-ownership=chown)', exitCode: 125 });
-      const r = probe();
+      const r = mapped;
       if (r < 0) throw new SetupError(`cannot run with --private-users-ownership=map: ${cannotMap(r)}`, { hint: 'use --private-users-ownership=chown or auto', exitCode: 125 });
       ownership = 'map';
     } else if (shiftedAlready) ownership = 'off';
     else {
-      const r = treeBase === 0 ? probe() : -1;
+      const r = treeBase === 0 ? mapped : -1;
       if (r === 0) ownership = 'map';
       else {
         ownership = 'chown';
@@ -171,7 +181,7 @@ export function prepareUserns(opts: RunOptions, machine: string, token: string, 
       }
     }
     if (ephemeral && ownership === 'chown') {
-      throw new SetupError(`cannot shift the owners of \`${tree}\` for -U: ${treeBase === 0 ? cannotMap(probe()) : `it is owned by the range ${treeBase}`}, and an ephemeral run must not change the tree`, {
+      throw new SetupError(`cannot shift the owners of \`${tree}\` for -U: ${treeBase === 0 ? cannotMap(mapped) : `it is owned by the range ${treeBase}`}, and an ephemeral run must not change the tree`, {
         hint: 'run once without -x to chown it, or put the tree on a file system with idmapped mounts (ext4, xfs, btrfs, tmpfs)', exitCode: 125,
       });
     }

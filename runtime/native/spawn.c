@@ -1659,7 +1659,8 @@ static int probe_child(void *arg) {
  * Whether source's file system takes idmapped mounts, asked of the kernel
  * before anything is started: a throw-away user namespace (a child that only
  * waits on a pipe) and an idmapped clone of source that is dropped at once.
- * Returns 0, or -errno (EINVAL: the file system cannot).
+ * Returns 0, or -errno (EINVAL: the file system cannot), or -(0x10000 +
+ * errno) when the kernel creates no user namespace at all.
  */
 int nsbox_idmap_probe(const char *source) {
   static char stack[16384] __attribute__((aligned(16)));
@@ -1672,7 +1673,8 @@ int nsbox_idmap_probe(const char *source) {
   pid_t pid = clone(probe_child, stack + sizeof stack, CLONE_NEWUSER | CLONE_VM | SIGCHLD, pfd);
   int e = errno;
   pthread_sigmask(SIG_SETMASK, &saved, NULL);
-  if (pid < 0) { close(pfd[0]); close(pfd[1]); return -e; }
+  /* -(0x10000 + errno): the kernel refused the user namespace itself */
+  if (pid < 0) { close(pfd[0]); close(pfd[1]); return -(0x10000 + e); }
   char path[64];
   int r = 0;
   for (int k = 0; k < 2 && !r; k++) {

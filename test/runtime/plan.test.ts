@@ -200,3 +200,21 @@ describe('runtime/userns: picking a uid range', () => {
     assert.notEqual(pickCandidates('web', { uid: 0xfffe0000, gid: 0xfffe0000 }, 5)[0], 0xfffe0000);
   });
 });
+
+describe('runtime/userns: what the kernel answers decides the ownership', () => {
+  // A stand-in for the native helper's answers only: the decision itself is pure logic.
+  const fake = (probe: number) => ({ idmapProbe: () => probe, lockHeld: () => false, close: () => {} }) as unknown as import('../../runtime/native.js').Native;
+  const opts = (o: Parameters<typeof normalizeRunOptions>[0]) => normalizeRunOptions({ directory: dir, ...o }, { isTTY: false });
+
+  it('maps where the kernel idmaps the tree, chowns (saying so) where it cannot, and refuses where it has no user namespaces', async () => {
+    const { prepareUserns } = await import('../../runtime/userns.js');
+    const warnings: string[] = [];
+    assert.equal(prepareUserns(opts({ privateUsers: '1879048192' }), 'm', 't', fake(0), (l) => warnings.push(l)).ownership, 'map');
+    assert.equal(prepareUserns(opts({ privateUsers: '1879048192' }), 'm', 't', fake(-22), (l) => warnings.push(l)).ownership, 'chown');
+    assert.match(warnings[0], /cannot be idmapped \(its file system does not support idmapped mounts\): shifting its owners to 1879048192 instead/);
+    assert.throws(() => prepareUserns(opts({ privateUsers: '1879048192', privateUsersOwnership: 'map' }), 'm', 't', fake(-22), () => {}), /cannot run with --private-users-ownership=map/);
+    assert.throws(() => prepareUserns(opts({ privateUsers: '1879048192', ephemeral: true }), 'm', 't', fake(-22), () => {}), /an ephemeral run must not change the tree/);
+    assert.throws(() => prepareUserns(opts({ privateUsers: '1879048192', privateUsersOwnership: 'chown' }), 'm', 't', fake(-(0x10000 + 28)), () => {}),
+      /cannot use -U: the kernel refuses to create a user namespace \(errno 28\)/);
+  });
+});

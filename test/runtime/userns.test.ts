@@ -196,6 +196,26 @@ describe('nsbox run -U: user namespaces', function () {
     assert.ok(!existsSync(join(LOCK_DIR, String(shift))));
   });
 
+  it('reports a kernel that creates no user namespace in one line, exit 125, before anything changes', function () {
+    const t = makeBusyboxTree({ name: 'nsbox-nouserns-' });
+    const knob = '/proc/sys/user/max_user_namespaces';
+    const was = readFileSync(knob, 'utf8').trim();
+    const locks = existsSync(LOCK_DIR) ? readdirSync(LOCK_DIR) : [];
+    let r;
+    try { writeFileSync(knob, was); } catch { rmSync(t, { recursive: true, force: true }); this.skip(); } // not writable here (a sandboxed host)
+    try {
+      writeFileSync(knob, '0'); // for the length of one run: what a kernel without user namespaces answers
+      r = nsbox(['run', '-U', '--private-users-ownership=chown', '-D', t, 'true']);
+    } finally { writeFileSync(knob, was); }
+    try {
+      assert.equal(r.status, 125, r.stderr);
+      assert.match(r.stderr, /cannot use -U: the kernel refuses to create a user namespace/);
+      assert.equal(r.stderr.trim().split('\n').length, 1);
+      assert.equal(statSync(t).uid, 0, 'nothing was chowned');
+      assert.deepEqual(existsSync(LOCK_DIR) ? readdirSync(LOCK_DIR) : [], locks);
+    } finally { rmSync(t, { recursive: true, force: true }); }
+  });
+
   const bad: [string, string[], RegExp][] = [
     ['a bad --private-users value', ['--private-users=lots'], /invalid --private-users `lots`/],
     ['a bad --private-users-ownership value', ['-U', '--private-users-ownership=steal'], /invalid --private-users-ownership `steal`/],
@@ -269,10 +289,9 @@ int main(int argc, char **argv) {
   });
 
   it('sees none of the host\'s processes', () => {
-    const r = nsbox(['run', '-U', '-D', tree, 'sh', '-c', 'ls /proc | grep "^[0-9]" | wc -l; kill -0 1 && echo own-init; kill -0 ' + process.pid + ' 2>/dev/null || echo no-host-pid']);
+    const r = nsbox(['run', '-U', '-D', tree, 'sh', '-c', 'set -- /proc/[0-9]*; echo $#; kill -0 1 && echo own-init; kill -0 ' + process.pid + ' 2>/dev/null || echo no-host-pid']);
     assert.equal(r.status, 0, r.stderr);
-    assert.ok(Number(r.stdout.split('\n')[0]) <= 3, r.stdout);
-    assert.match(r.stdout, /own-init\nno-host-pid/);
+    assert.equal(r.stdout, '1\nown-init\nno-host-pid\n', 'only the shell itself, PID 1');
   });
 });
 
