@@ -7,7 +7,7 @@
 import { UsageError } from '../errors.js';
 import type { RunInput, ConsoleMode, LinkJournal } from './options.js';
 
-interface Spec { key: string; value: boolean; repeat?: boolean }
+interface Spec { key: string; value: boolean; repeat?: boolean; /** The value when the flag is given without `=VALUE` (e.g. --volatile = yes). */ bare?: string }
 
 /** Every run flag: long name → spec; short aliases below. */
 export const RUN_FLAGS: Record<string, Spec> = {
@@ -36,10 +36,18 @@ export const RUN_FLAGS: Record<string, Spec> = {
   console: { key: 'console', value: true },
   quiet: { key: 'quiet', value: false },
   'link-journal': { key: 'linkJournal', value: true },
+  // ephemeral runs and overlays (runtime/overlay.ts)
+  ephemeral: { key: 'ephemeral', value: false },
+  volatile: { key: 'volatile', value: true, bare: 'yes' },
+  overlay: { key: 'overlay', value: true, repeat: true },
+  'overlay-ro': { key: 'overlayRo', value: true, repeat: true },
+  // user namespaces (runtime/userns.ts)
+  'private-users': { key: 'privateUsers', value: true, bare: 'yes' },
+  'private-users-ownership': { key: 'privateUsersOwnership', value: true },
   debug: { key: 'debug', value: false },
   help: { key: 'help', value: false },
 };
-const SHORT: Record<string, string> = { D: 'directory', M: 'machine', b: 'boot', E: 'setenv', u: 'user', q: 'quiet', h: 'help', j: 'link-journal', n: 'network-veth', p: 'port' };
+const SHORT: Record<string, string> = { x: 'ephemeral', U: 'private-users', D: 'directory', M: 'machine', b: 'boot', E: 'setenv', u: 'user', q: 'quiet', h: 'help', j: 'link-journal', n: 'network-veth', p: 'port' };
 
 export interface ParsedRun extends RunInput { help?: boolean; debug?: boolean; rest?: Record<string, string | boolean | string[]> }
 
@@ -70,6 +78,7 @@ export function parseRunArgs(argv: string[], extra: Record<string, Spec> = {}): 
       const name = eq < 0 ? a.slice(2) : a.slice(2, eq);
       const spec = flags[name];
       if (!spec) throw new UsageError(`unknown option \`--${name}\``, { hint: 'see `nsbox run --help`' });
+      if (spec.value && spec.bare !== undefined && eq < 0) { set(spec, name, spec.bare); continue; }
       if (spec.value) {
         const v = eq >= 0 ? a.slice(eq + 1) : argv[++i];
         if (v === undefined) throw new UsageError(`option \`--${name}\` needs a value`, { hint: 'see `nsbox run --help`' });
@@ -91,6 +100,11 @@ export function parseRunArgs(argv: string[], extra: Record<string, Spec> = {}): 
       if (long === 'link-journal') {
         // -j alone means --link-journal=try-guest, as in systemd-nspawn
         set(spec, long, 'try-guest');
+        continue;
+      }
+      if (long === 'private-users') {
+        // -U means --private-users=pick --private-users-ownership=auto, as in systemd-nspawn
+        set(spec, long, 'pick');
         continue;
       }
       if (spec.value) {
@@ -132,7 +146,8 @@ in new PID, mount, IPC, UTS and cgroup namespaces, as systemd-nspawn does.
       --network-interface=IF move host interface IF in; it returns at the end
   -p, --port=[PROTO:]HOST[:CONT]  forward host port HOST (tcp or udp; default
                              tcp) to the container (-n or --network-zone)
-      --bind=SRC[:DST]       bind-mount a host path (read-write)
+      --bind=SRC[:DST[:OPTS]] bind-mount a host path (read-write); OPTS:
+                             rbind, norbind, idmap, noidmap (with -U)
       --bind-ro=SRC[:DST]    bind-mount a host path read-only
       --tmpfs=PATH[:OPTS]    mount a tmpfs (default mode=0755)
       --read-only            mount the tree read-only
@@ -146,6 +161,22 @@ in new PID, mount, IPC, UTS and cgroup namespaces, as systemd-nspawn does.
                              (default: interactive on a terminal, else pipe)
   -j, --link-journal=MODE    no | host | guest | try-host | try-guest | auto
                              (-j alone: try-guest)
+  -x, --ephemeral            run on a throw-away overlay of the tree (a tmpfs
+                             upper layer: writes are lost at exit, the tree
+                             never changes)
+      --volatile[=MODE]      yes (tmpfs root, the tree's /usr read-only) |
+                             state (tree read-only, tmpfs /var) | overlay
+                             (tmpfs overlay over the tree) | no
+      --overlay=LOWER[:…]:UPPER:DEST
+                             overlay host directories on DEST ("+" prefix:
+                             inside the tree; empty UPPER: a tmpfs)
+      --overlay-ro=LOWER[:…]:DEST
+                             the same, read-only
+  -U                         --private-users=pick --private-users-ownership=auto
+      --private-users=MODE   pick | UID[:COUNT] | identity | yes | no: root
+                             inside is an unprivileged uid range outside
+      --private-users-ownership=MODE
+                             auto | map (idmapped mounts) | chown | off
   -q, --quiet                no status messages
       --debug                show stack traces for internal errors
   -h, --help                 show this help

@@ -78,6 +78,19 @@ export interface Native {
   close(fd: number): void;
   /** The network helper (net.c): rtnetlink, locks, port probes, the clean-up shared with the guard. */
   net: NetNative;
+  // user namespaces (runtime/userns.ts)
+  /** A detached clone of source's mount, idmapped for pid's user namespace with `idmap`; throws SetupError (EINVAL: the file system cannot idmap). */
+  cloneMount(source: string, pid: number, opts?: { recursive?: boolean; readonly?: boolean; idmap?: boolean }): number;
+  /** 0 if source's file system takes idmapped mounts, else -errno (asked of the kernel with a throw-away user namespace). */
+  idmapProbe(source: string): number;
+  /** The host's sysfs as a detached read-only mount. */
+  sysfsMount(): number;
+  /** Takes an exclusive flock on path (created) and writes token: fd, or -EBUSY when another process holds it. */
+  lockFile(path: string, token: string): number;
+  /** Whether another process holds a lock on path. */
+  lockHeld(path: string): boolean;
+  /** Shifts every owner of the tree to shift + (id & 0xFFFF), recording shift as the root's owner; throws SetupError. */
+  chownTree(path: string, shift: number): void;
 }
 
 /** Host-side network mechanisms (runtime/native/net.c); results are >= 0 or -errno. */
@@ -175,6 +188,12 @@ export function native(): Native {
       return { fd, pid: pid[0] };
     },
   };
+  const idmapMount = lib.func('int nsbox_idmap_mount(const char *src, int pid, int rec, int ro, int idmap, _Out_ uint8_t *err, int errlen)');
+  const idmapProbe = lib.func('int nsbox_idmap_probe(const char *src)');
+  const sysfsMount = lib.func('int nsbox_sysfs_mount(_Out_ uint8_t *err, int errlen)');
+  const lockFile = lib.func('int nsbox_lock_file(const char *path, const char *token)');
+  const lockProbe = lib.func('int nsbox_lock_probe(const char *path)');
+  const chownTree = lib.func('int nsbox_chown_tree(const char *path, unsigned int shift, _Out_ uint8_t *err, int errlen)');
   const cstr = (b: Buffer) => b.subarray(0, Math.max(0, b.indexOf(0))).toString();
   cached = {
     spawn(plan) {
@@ -240,6 +259,27 @@ export function native(): Native {
     notifySend(path, message) { return notifySend(path, message) as number; },
     close(fd) { closeFd(fd); },
     net,
+    cloneMount(source, pid, o = {}) {
+      const err = Buffer.alloc(1024);
+      const fd = idmapMount(source, pid, o.recursive ? 1 : 0, o.readonly ? 1 : 0, o.idmap ? 1 : 0, err, err.length) as number;
+      if (fd < 0) throw new SetupError(cstr(err), { code: `errno-${-fd}`, hint: 'use --private-users-ownership=chown, or drop :idmap' });
+      return fd;
+    },
+    idmapProbe(source) { return idmapProbe(source) as number; },
+    sysfsMount() {
+      const err = Buffer.alloc(512);
+      const fd = sysfsMount(err, err.length) as number;
+      if (fd < 0) throw new SetupError(cstr(err));
+      return fd;
+    },
+    lockFile(path, token) { return lockFile(path, token) as number; },
+    lockHeld(path) { return (lockProbe(path) as number) === 1; },
+    chownTree(path, shift) {
+      const err = Buffer.alloc(1024);
+      if ((chownTree(path, shift >>> 0, err, err.length) as number) < 0) {
+        throw new SetupError(`cannot shift the owners of \`${path}\` to ${shift}: ${cstr(err)}`, { hint: 'check the tree is on a writable local file system' });
+      }
+    },
     guard(entries) {
       const buf = Buffer.from(entries.join('\0') + '\0');
       const pid = [0];

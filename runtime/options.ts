@@ -41,12 +41,39 @@ export interface RunInput extends NetworkInput {
   linkJournal?: LinkJournal;
   /** Command and arguments (or init arguments with `boot`). */
   command?: string[];
+  /** Run on a throw-away overlay of the tree (`-x`). */
+  ephemeral?: boolean;
+  /** `--volatile=yes|state|overlay|no`. */
+  volatile?: string;
+  /** `LOWER[:LOWER…]:UPPER:DEST` specs (`--overlay`), and read-only ones (`--overlay-ro`, every path a lower layer). */
+  overlay?: string[];
+  overlayRo?: string[];
+  /** `--private-users=pick|yes|identity|no|UID[:COUNT]` (`-U` = pick). */
+  privateUsers?: string;
+  /** `--private-users-ownership=auto|map|chown|off`. */
+  privateUsersOwnership?: string;
   /** Listening sockets to pass as fds 3… (socket activation). */
   listenFds?: number[];
   listenFdNames?: string[];
 }
 
-export interface BindSpec { source: string; dest: string; readonly: boolean }
+export interface BindSpec { source: string; dest: string; readonly: boolean; /** `:idmap`: host ids show unshifted inside a -U container (an idmapped mount). */ idmap?: boolean; /** `:norbind`. */ norbind?: boolean }
+
+export type VolatileMode = 'no' | 'yes' | 'state' | 'overlay';
+/**
+ * An overlay mount (`--overlay`, `--overlay-ro`). Lower paths are absolute
+ * host paths, or container paths marked `inTree` ("+" on the command line).
+ */
+export interface OverlaySpec {
+  lowers: { path: string; inTree: boolean }[];
+  /** The writable top layer: a host or tree path; `tmpfs` for an empty UPPER; none when read-only. */
+  upper?: { path: string; inTree: boolean } | 'tmpfs';
+  dest: string;
+  readonly: boolean;
+}
+export type UsernsOwnership = 'auto' | 'map' | 'chown' | 'off';
+/** A user namespace: `pick` chooses a free 65536-id range (runtime/userns.ts); `tree` takes the tree root's owner. */
+export interface UsernsSpec { mode: 'pick' | 'tree' | 'fixed'; shift?: number; count: number; ownership: UsernsOwnership }
 export interface TmpfsSpec { dest: string; options: string }
 
 /** Validated options: everything resolved, nothing optional that has a default. */
@@ -76,6 +103,12 @@ export interface RunOptions {
   command: string[];
   listenFds: number[];
   listenFdNames: string[];
+  /** `-x`: a tmpfs overlay over the tree, gone at exit. */
+  ephemeral: boolean;
+  volatile: VolatileMode;
+  overlays: OverlaySpec[];
+  /** Private users (`-U`, `--private-users`); undefined: the host's ids. */
+  userns?: UsernsSpec;
 }
 
 const CONSOLE_MODES: ConsoleMode[] = ['interactive', 'read-only', 'passive', 'pipe'];
@@ -85,14 +118,21 @@ const HOSTNAME = /^(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-)
 
 function parseBind(spec: string | { source: string; dest?: string }, flag: string, readonly: boolean): BindSpec {
   let source: string, dest: string;
+  let idmap = false, norbind = false;
   if (typeof spec === 'string') {
     if (!spec || spec.startsWith(':')) throw new UsageError(`malformed ${flag} \`${spec}\``, { hint: `use ${flag} SRC[:DST] with absolute paths` });
     const parts = spec.split(':');
     if (parts.length > 3) throw new UsageError(`malformed ${flag} \`${spec}\``, { hint: `use ${flag} SRC[:DST] with absolute paths` });
     source = parts[0];
     dest = parts[1] || parts[0];
-    if (parts.length === 3 && !['rbind', 'norbind', ''].includes(parts[2])) {
-      throw new UsageError(`unknown mount option \`${parts[2]}\` in ${flag} \`${spec}\``, { hint: 'options are rbind or norbind' });
+    for (const o of parts.length === 3 ? parts[2].split(',') : []) {
+      if (!['rbind', 'norbind', 'idmap', 'noidmap', ''].includes(o)) {
+        throw new UsageError(`unknown mount option \`${o}\` in ${flag} \`${spec}\``, { hint: 'options are rbind, norbind, idmap or noidmap' });
+      }
+      if (o === 'idmap') idmap = true;
+      if (o === 'noidmap') idmap = false;
+      if (o === 'norbind') norbind = true;
+      if (o === 'rbind') norbind = false;
     }
   } else {
     source = spec.source;
@@ -106,7 +146,62 @@ function parseBind(spec: string | { source: string; dest?: string }, flag: strin
   } catch {
     throw new UsageError(`cannot bind \`${source}\` (${flag}): no such file or directory on the host`, { hint: 'create it first or fix the path' });
   }
-  return { source: resolve(source), dest: resolve(dest), readonly };
+  return { source: resolve(source), dest: resolve(dest), readonly, ...(idmap ? { idmap } : {}), ...(norbind ? { norbind } : {}) };
+}
+
+const VOLATILE: VolatileMode[] = ['no', 'yes', 'state', 'overlay'];
+const OWNERSHIP: UsernsOwnership[] = ['auto', 'map', 'chown', 'off'];
+
+/**
+ * `--overlay=LOWER[:LOWER…]:UPPER:DEST` as systemd-nspawn reads it: with two
+ * paths the second is both the top layer and the mount point; "+" makes a
+ * source path relative to the tree; an empty UPPER is a fresh tmpfs (gone
+ * with the container); relative host paths are taken from the working
+ * directory. `--overlay-ro` stacks every source path read-only.
+ */
+function parseOverlay(spec: string, readonly: boolean, cwd: string): OverlaySpec {
+  const flag = readonly ? '--overlay-ro' : '--overlay';
+  // "\:" embeds a colon, as in nspawn
+  const parts = spec.split(/(?<!\\):/).map((p) => p.replace(/\\:/g, ':'));
+  if (parts.length < 2) throw new UsageError(`malformed ${flag} \`${spec}\`: it needs at least two paths`, { hint: `use ${flag} LOWER[:LOWER…]:UPPER:DEST` });
+  const dest = parts.length === 2 ? parts[1].replace(/^\+/, '') : parts[parts.length - 1];
+  if (!isAbsolute(dest)) throw new UsageError(`malformed ${flag} \`${spec}\`: the destination \`${dest}\` must be an absolute path`, { hint: `use ${flag} LOWER[:LOWER…]:UPPER:/container/path` });
+  const sources = parts.length === 2 ? parts : parts.slice(0, -1);
+  const source = (p: string, upper = false) => {
+    if (p.includes(',')) throw new UsageError(`malformed ${flag} \`${spec}\`: path \`${p}\` contains a comma`, { hint: 'rename the directory or bind-mount it elsewhere first' });
+    if (p.startsWith('+')) return { path: resolve('/', p.slice(1)), inTree: true };
+    const host = resolve(cwd, p);
+    if (upper) return { path: host, inTree: false }; // created if missing, as nspawn does
+    let st;
+    try { st = statSync(host); } catch {
+      throw new UsageError(`cannot overlay \`${host}\` (${flag} \`${spec}\`): no such directory on the host`, { hint: 'create it first or fix the path' });
+    }
+    if (!st.isDirectory()) throw new UsageError(`cannot overlay \`${host}\` (${flag} \`${spec}\`): not a directory`, { hint: 'overlay layers are directories' });
+    return { path: host, inTree: false };
+  };
+  if (readonly) return { lowers: sources.map((p) => source(p)), dest: resolve(dest), readonly };
+  const top = sources[sources.length - 1];
+  const lowers = sources.slice(0, -1).map((p) => source(p));
+  if (!lowers.length) throw new UsageError(`malformed ${flag} \`${spec}\`: no lower layer`, { hint: `use ${flag} LOWER:UPPER:DEST` });
+  return { lowers, upper: top === '' ? 'tmpfs' : source(top, true), dest: resolve(dest), readonly };
+}
+
+/** `--private-users` and `--private-users-ownership`, as systemd-nspawn reads them. */
+function parseUserns(value: string | undefined, ownershipIn: string | undefined): UsernsSpec | undefined {
+  const ownership = (ownershipIn ?? 'auto') as UsernsOwnership;
+  if (!OWNERSHIP.includes(ownership)) {
+    throw new UsageError(`invalid --private-users-ownership \`${ownershipIn}\``, { hint: `use one of ${OWNERSHIP.join(', ')}` });
+  }
+  if (value === undefined || value === 'no' || value === 'false') return undefined;
+  if (value === 'pick') return { mode: 'pick', count: 0x10000, ownership };
+  if (value === 'yes' || value === 'true') return { mode: 'tree', count: 0x10000, ownership };
+  if (value === 'identity') return { mode: 'fixed', shift: 0, count: 0x10000, ownership };
+  const m = /^(\d+)(?::(\d+))?$/.exec(value);
+  const shift = m ? Number(m[1]) : NaN, count = m?.[2] ? Number(m[2]) : 0x10000;
+  if (!m || shift > 0xfffffffe || count < 1 || shift + count > 0xffffffff) {
+    throw new UsageError(`invalid --private-users \`${value}\``, { hint: 'use pick, identity, yes, no, or UID[:COUNT] (e.g. 1879048192:65536)' });
+  }
+  return { mode: 'fixed', shift, count, ownership };
 }
 
 function parseTmpfs(spec: string): TmpfsSpec {
@@ -198,7 +293,18 @@ export function normalizeRunOptions(input: RunInput, ctx: { isTTY: boolean; cwd?
   if (listenFdNames.length && listenFdNames.length !== listenFds.length) {
     throw new UsageError('the number of socket names does not match the number of sockets');
   }
+  const ephemeral = !!input.ephemeral;
+  const volatile = (input.volatile ?? 'no') as VolatileMode;
+  if (!VOLATILE.includes(volatile)) throw new UsageError(`invalid --volatile \`${input.volatile}\``, { hint: `use one of ${VOLATILE.join(', ')}` });
+  if (ephemeral && volatile !== 'no') throw new UsageError(`--ephemeral cannot be combined with --volatile=${volatile}`, { hint: 'both make the tree\'s changes temporary: pick one' });
+  const overlays = [
+    ...(input.overlay ?? []).map((o) => parseOverlay(o, false, ctx.cwd ?? process.cwd())),
+    ...(input.overlayRo ?? []).map((o) => parseOverlay(o, true, ctx.cwd ?? process.cwd())),
+  ];
+  const userns = parseUserns(input.privateUsers, input.privateUsersOwnership);
+  if (!userns && binds.some((b) => b.idmap)) throw new UsageError('the bind option `idmap` needs a user namespace', { hint: 'add -U (or --private-users=pick), or drop :idmap' });
   return {
+    ephemeral, volatile, overlays, ...(userns ? { userns } : {}),
     directory: real, machine, machineAuto: input.machine === undefined, hostname, hostnameAuto: input.hostname === undefined, boot, capabilities: caps, privateNetwork, ...(network ? { network } : {}),
     binds, tmpfs, readOnly: !!input.readOnly, suppressSync: !!input.suppressSync, env: parseEnv(input.setenv), user: input.user, chdir: input.chdir,
     console: consoleMode, quiet: !!input.quiet, linkJournal, command: input.command ?? [], listenFds, listenFdNames,

@@ -4,7 +4,7 @@
  * cleanup of everything it made on the host (cgroup, registry entry).
  */
 import { dirname } from 'node:path';
-import { existsSync, writeSync, closeSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, writeSync, closeSync, readFileSync, statSync, fchownSync } from 'node:fs';
 import { linkJournal } from './journal.js';
 import { NsboxError, SetupError, EXIT } from '../errors.js';
 import type { RunOptions } from './options.js';
@@ -13,6 +13,8 @@ import { encodePlan } from './wire.js';
 import { native, waitExit, SIGRTMIN_3, type SpawnFailure } from './native.js';
 import { cgroup2Mount, createContainerCgroup, removeCgroup, removeCgroupChildren, DEVICE_RULES } from './cgroup.js';
 import * as registry from './registry.js';
+import { prepareUserns, applyOwnership, usernsSteps, type UsernsSetup } from './userns.js';
+import { prepareOverlays, type OverlayDirs } from './overlay.js';
 import { readTreeFile, resolveInTree, findInit, groupId, isExecutableInTree, lookupUser, resolvConfKind, supplementaryGroups, treeMachineId } from './tree.js';
 
 /** What a caller (CLI, library, activation) adds to a run. */
@@ -174,10 +176,14 @@ export async function supervise(input: RunOptions, hooks: SuperviseHooks = {}): 
   let proxy: import('./console.js').ConsoleProxy | undefined;
   let relay: import('./notify.js').NotifyRelay | undefined;
   let network: import('./net/setup.js').HostNetwork | undefined;
+  let usernsSetup: UsernsSetup | undefined;
+  let overlayDirs: OverlayDirs | undefined;
   const nat = native();
   const cleanup = () => {
     network?.close();
     if (cgroupDir) removeCgroup(cgroupDir);
+    usernsSetup?.release();
+    overlayDirs?.remove();
     registry.release(entry);
     if (guard) {
       try { writeSync(guard.fd, 'x'); closeSync(guard.fd); } catch { /* guard gone */ }
@@ -197,15 +203,25 @@ export async function supervise(input: RunOptions, hooks: SuperviseHooks = {}): 
       const err = nat.devicePolicy(dirname(cgroupDir), DEVICE_RULES);
       if (err) warn(`nsbox: warning: ${err}; device nodes are not restricted in this container`);
     }
+    // -U: the uid range (locked while we run) and how the tree's owners follow it;
+    // --overlay: the work directories of host upper layers.
+    if (opts.userns) usernsSetup = prepareUserns(opts, opts.machine, token, nat, warn);
+    if (opts.overlays.some((o) => o.upper && o.upper !== 'tmpfs')) overlayDirs = prepareOverlays(root, opts.overlays);
     // A guard removes the cgroup and our entry if this process is killed.
     guard = nat.guard([
       ...(cgroupDir ? [`c${cgroupDir}`] : []),
       `f${registry.entryPath(entry.name)}\t${token}`,
       ...(terminal?.guardEntry ? [terminal.guardEntry] : []),
+      ...(usernsSetup?.guardEntries ?? []),
+      ...(overlayDirs?.guardEntries ?? []),
     ]);
+    // The chown pass runs guarded: killed half-way, the tree's root keeps the busy owner and the next run redoes it.
+    if (usernsSetup) applyOwnership(usernsSetup, root, nat, log);
 
     if (opts.console !== 'pipe') {
       pty = nat.openpty();
+      // -U: /dev/console belongs to the container's root, as nspawn makes it
+      if (usernsSetup) fchownSync(pty.slaveFd, usernsSetup.shift, usernsSetup.shift);
     }
     // Readiness: relay the booted system's own READY=1; a one-shot command is ready at once.
     if (opts.boot && (process.env.NOTIFY_SOCKET || hooks.onReady)) {
@@ -229,10 +245,15 @@ export async function supervise(input: RunOptions, hooks: SuperviseHooks = {}): 
       runHostBinds: relay ? [{ source: relay.path, dest: '/run/host/notify' }] : undefined,
       extraEnv: relay ? ['NOTIFY_SOCKET=/run/host/notify'] : undefined,
       netifs: network?.plan.netifs,
+      userns: usernsSetup && { shift: usernsSetup.shift, count: usernsSetup.count, idmapTree: usernsSetup.ownership === 'map' },
+      overlayWork: overlayDirs?.work,
     };
-    const plan = buildPlan(opts, facts);
+    const plan = buildPlan(overlayDirs ? { ...opts, overlays: overlayDirs.overlays } : opts, facts);
     const hostSteps: HostStep[] = [];
     if (network) { const n = network; hostSteps.push((pid) => n.attach(pid)); }
+    // -U: id maps, cgroup and mounts first (the plan numbers the handed-over mounts from 0).
+    const userns = plan.userns && usernsSteps(plan, nat);
+    if (userns) hostSteps.unshift(userns.step);
     if (opts.console === 'interactive' || opts.console === 'read-only') {
       log(`Spawning container ${opts.machine} on ${root}.\nPress Ctrl-] three times within 1s to kill container.`);
     }
@@ -249,6 +270,7 @@ export async function supervise(input: RunOptions, hooks: SuperviseHooks = {}): 
     };
     for (;;) {
       const started = await startContainer(nat, plan, hostSteps);
+      userns?.afterStart();
       if ('error' in started) {
         const code = started.code === 127 || started.code === 126 ? started.code : 125;
         throw new NsboxError(started.error, {

@@ -5,6 +5,10 @@
 import type { ContainerPlan } from './plan.js';
 
 const CLONE_NEWNET = 0x40000000;
+/** Overlay flags shared with spawn.c. */
+const OVERLAY = { RO: 1, TMPFS_UPPER: 2, USERXATTR: 4 };
+/** A layer path for spawn.c: "+" marks a path inside the tree. */
+const layer = (l: { path: string; inTree: boolean }) => (l.inTree ? `+${l.path}` : l.path);
 /** Bind flags shared with spawn.c. */
 const BIND = { RO: 1, REC: 2, OPTIONAL: 4, NOSUID: 8, NODEV: 16, NOEXEC: 32 };
 
@@ -43,8 +47,19 @@ export function encodePlan(plan: ContainerPlan, opts: { join?: number; dieWithPa
         case 'mask': put('mask', op.path); break;
         case 'readonly': put('readonly', op.path); break;
         case 'write': put('write', op.path, op.mode.toString(8), op.content); break;
+        case 'overlay': {
+          const f = (op.readonly ? OVERLAY.RO : 0) | (op.upper === 'tmpfs' ? OVERLAY.TMPFS_UPPER : 0) | (plan.userns ? OVERLAY.USERXATTR : 0);
+          put('overlay', op.lowers.map(layer).join(':'), op.upper && op.upper !== 'tmpfs' ? layer(op.upper) : '', op.work ?? '', op.dest, f);
+          break;
+        }
+        case 'attach': put('attach', op.fd, op.dest); break;
       }
     }
+    if (plan.userns) {
+      put('userns', plan.userns.uidShift, plan.userns.uidCount);
+      if (plan.userns.treeMount !== undefined) put('tree-fd', plan.userns.treeMount);
+    }
+    if (plan.rootLayers) put('rootfs', plan.rootLayers);
     if (plan.rootReadOnly) put('root-ro');
     if (plan.bringUpLoopback) put('netlo');
     for (const n of plan.netifs ?? []) put('netif', n.name, n.address ?? '', n.prefix ?? 0, n.gateway ?? '');

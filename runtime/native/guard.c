@@ -15,6 +15,11 @@
  * A container's network has a guard of its own (nsbox_net_guard in net.c):
  * its entries (M, L, Z, N, F and f, see nsbox_net_cleanup_argv) undo the
  * network set-up, with the container's network namespace held open as fd 3.
+ *
+ * For -U and overlays: "r<dir>" (a directory nsbox made for the run, e.g. an
+ * overlay's work directory: removed with everything in it) and
+ * "l<lock file>\t<token>" (a uid range's lock: removed only if no process
+ * holds it any more and it still holds token).
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -25,6 +30,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <termios.h>
 #include <unistd.h>
@@ -47,6 +54,44 @@ static int rmdir_tree(int dirfd, const char *name, int depth) {
   }
   close(fd);
   return unlinkat(dirfd, name, AT_REMOVEDIR);
+}
+
+/* rm -rf of dirfd/name, never following symbolic links or leaving the file system. */
+static void remove_all(int dirfd, const char *name, dev_t dev, int depth) {
+  struct stat st;
+  if (depth > 256 || fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) return;
+  if (!S_ISDIR(st.st_mode)) { unlinkat(dirfd, name, 0); return; }
+  if (depth && st.st_dev != dev) return;
+  int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return;
+  char buf[8192];
+  for (;;) {
+    long nread = syscall(SYS_getdents64, fd, buf, sizeof buf);
+    if (nread <= 0) break;
+    for (long off = 0; off < nread;) {
+      struct { uint64_t ino; int64_t off; unsigned short reclen; unsigned char type; char name[]; } *d = (void *)(buf + off);
+      if (strcmp(d->name, ".") && strcmp(d->name, "..")) remove_all(fd, d->name, depth ? dev : st.st_dev, depth + 1);
+      off += d->reclen;
+    }
+  }
+  close(fd);
+  unlinkat(dirfd, name, AT_REMOVEDIR);
+}
+
+/* Removes a uid range's lock file once nobody holds it and it is still ours. */
+static void remove_lock(const char *s) {
+  char path[4096], buf[256];
+  const char *tab = strchr(s, '\t');
+  if (!tab || (size_t)(tab - s) >= sizeof path) return;
+  memcpy(path, s, (size_t)(tab - s));
+  path[tab - s] = 0;
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return;
+  if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    if (n > 0) { buf[n] = 0; if (!strcmp(buf, tab + 1)) unlink(path); }
+  }
+  close(fd);
 }
 
 static void kill_cgroup(const char *dir) {
@@ -127,6 +172,10 @@ static void cleanup(int argc, char **argv) {
         if (n <= 0) continue;
         buf[n] = 0;
         if (strstr(buf, tab + 1)) unlink(path);
+      } else if (s[0] == 'r' && s[1] == '/') {
+        remove_all(AT_FDCWD, s + 1, 0, 0);
+      } else if (s[0] == 'l') {
+        remove_lock(s + 1);
       }
     }
     if (!left) return;

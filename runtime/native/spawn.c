@@ -24,6 +24,9 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <linux/openat2.h>
+#include <linux/mount.h>
+#include <sys/file.h>
+#include <sys/xattr.h>
 #include <net/if.h>
 #include <pthread.h>
 #include <spawn.h>
@@ -58,7 +61,12 @@
 /* Bind flags shared with runtime/wire.ts. */
 enum { BIND_RO = 1, BIND_REC = 2, BIND_OPTIONAL = 4, BIND_NOSUID = 8, BIND_NODEV = 16, BIND_NOEXEC = 32 };
 
-enum op_kind { OP_MOUNT, OP_BIND, OP_MKDIR, OP_SYMLINK, OP_MKNOD, OP_MASK, OP_READONLY, OP_WRITE };
+enum op_kind { OP_MOUNT, OP_BIND, OP_MKDIR, OP_SYMLINK, OP_MKNOD, OP_MASK, OP_READONLY, OP_WRITE, OP_OVERLAY, OP_ATTACH };
+
+/* Overlay flags shared with runtime/wire.ts. */
+enum { OVL_RO = 1, OVL_TMPFS_UPPER = 2, OVL_USERXATTR = 4 };
+/* How the tree becomes the root (plan "rootfs"). */
+enum { ROOT_PLAIN = 0, ROOT_OVERLAY = 1, ROOT_VOLATILE_YES = 2 };
 
 struct op {
   enum op_kind kind;
@@ -98,6 +106,9 @@ struct plan {
   int die_with_parent;
   int suppress_sync; /* sync calls succeed without doing anything (nspawn's --suppress-sync) */
   int rendezvous;    /* the child waits after clone until the parent has set up the host side */
+  int userns;        /* a new user namespace: the parent writes its id maps at the rendezvous */
+  int tree_fd;       /* index in passed_fds of an idmapped tree mount, or -1 */
+  int rootfs;        /* ROOT_*: the tree under a tmpfs overlay, or a tmpfs holding its /usr */
   const char *argv[MAX_STRS];
   int argc;
   const char *envp[MAX_STRS];
@@ -176,6 +187,7 @@ static int parse_plan(const char *buf, int len, struct plan *p, char *err, int e
   const char *q = buf, *end = buf + len;
   memset(p, 0, sizeof *p);
   p->errfd = p->console_fd = p->syncfd = -1;
+  p->tree_fd = -1;
   p->stdio[0] = p->stdio[1] = p->stdio[2] = -1;
   while (q < end) {
     if (n >= (int)(sizeof strs / sizeof strs[0])) { snprintf(err, errlen, "plan too large"); return -1; }
@@ -225,6 +237,15 @@ static int parse_plan(const char *buf, int len, struct plan *p, char *err, int e
     else if (!strcmp(key, "pdeathsig")) { p->die_with_parent = 1; i += 1; }
     else if (!strcmp(key, "nosync")) { p->suppress_sync = 1; i += 1; }
     else if (!strcmp(key, "rendezvous")) { p->rendezvous = 1; i += 1; }
+    else if (!strcmp(key, "userns")) { NEED(2); p->userns = 1; p->clone_flags |= CLONE_NEWUSER; i += 3; }
+    else if (!strcmp(key, "tree-fd")) { NEED(1); if (parse_u64(strs[i + 1], &v, 10) || v >= 16) goto bad; p->tree_fd = (int)v; i += 2; }
+    else if (!strcmp(key, "rootfs")) {
+      NEED(1);
+      if (!strcmp(strs[i + 1], "overlay")) p->rootfs = ROOT_OVERLAY;
+      else if (!strcmp(strs[i + 1], "volatile-yes")) p->rootfs = ROOT_VOLATILE_YES;
+      else goto bad;
+      i += 2;
+    }
     else if (!strcmp(key, "listen")) {
       NEED(1);
       if (parse_u64(strs[i + 1], &v, 10) || p->nlisten >= 32) goto bad;
@@ -266,6 +287,14 @@ static int parse_plan(const char *buf, int len, struct plan *p, char *err, int e
         NEED(1); o->kind = OP_MASK; o->b = strs[i + 1]; i += 2;
       } else if (!strcmp(key, "readonly")) { /* readonly PATH: bind onto itself read-only, if it exists */
         NEED(1); o->kind = OP_READONLY; o->b = strs[i + 1]; i += 2;
+      } else if (!strcmp(key, "overlay")) { /* overlay LOWERS UPPER WORK DEST FLAGS: "+" marks paths inside the tree */
+        NEED(5); o->kind = OP_OVERLAY; o->a = strs[i + 1]; o->c = strs[i + 2]; o->d = strs[i + 3]; o->b = strs[i + 4];
+        if (parse_u64(strs[i + 5], &v, 10)) goto bad;
+        o->n = v; i += 6;
+      } else if (!strcmp(key, "attach")) { /* attach INDEX DEST: move passed_fds[INDEX] (a detached mount) onto DEST */
+        NEED(2); o->kind = OP_ATTACH; o->b = strs[i + 2];
+        if (parse_u64(strs[i + 1], &v, 10) || v >= 16) goto bad;
+        o->n = v; i += 3;
       } else if (!strcmp(key, "write")) { /* write PATH MODE(octal) CONTENT */
         NEED(3); o->kind = OP_WRITE; o->b = strs[i + 1];
         if (parse_u64(strs[i + 2], &v, 8)) goto bad;
@@ -286,6 +315,7 @@ static int parse_plan(const char *buf, int len, struct plan *p, char *err, int e
   p->envp[p->envc] = NULL;
   if (p->argc == 0) { snprintf(err, errlen, "plan: no command"); return -1; }
   if (!p->join && !p->tree) { snprintf(err, errlen, "plan: no tree"); return -1; }
+  if (p->userns && !p->rendezvous) { snprintf(err, errlen, "plan: a user namespace needs the rendezvous"); return -1; }
   return 0;
 }
 
@@ -395,6 +425,210 @@ static void remount_in_tree(struct plan *p, const char *path, unsigned long flag
   close(fd);
 }
 
+/* ---------- user namespaces and overlays (child side) ---------- */
+
+static int move_mount_fd(int from, int to) {
+  return (int)syscall(SYS_move_mount, from, "", to, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
+}
+
+/* -U: the parent has written our id maps. Our ids are still the host's root,
+ * which the namespace does not map; switching to its root makes what we
+ * create owned by root inside (and keeps every capability in the namespace). */
+static void become_userns_root(struct plan *p) {
+  if (setgroups(0, NULL) < 0) die_child(p, 3, errno, "cannot clear the supplementary groups in the user namespace");
+  if (setresgid(0, 0, 0) < 0) die_child(p, 3, errno, "cannot become gid 0 in the user namespace (is the gid map written?)");
+  if (setresuid(0, 0, 0) < 0) die_child(p, 3, errno, "cannot become uid 0 in the user namespace (is the uid map written?)");
+}
+
+/* The tree at its own path in our mount namespace: a recursive bind, or
+ * under -U with mapped ownership the idmapped clone the parent made. */
+static void mount_tree(struct plan *p) {
+  char msg[1024];
+  if (p->tree_fd >= 0) {
+    /* The parent cloned the tree's mount (idmapped or not). Its host path may
+     * lie below a 0700 directory (/var/lib/machines is) that root of our
+     * namespace cannot traverse: attach it at a staging point of our own,
+     * on the host's /sys, which a -U child never uses (sysfs comes as an fd). */
+    if (mount("tmpfs", "/sys", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0755,size=64k") < 0 || mkdir("/sys/root", 0755) < 0)
+      die_child(p, 3, errno, "cannot prepare the staging point of the tree");
+    int to = open("/sys/root", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (p->tree_fd >= p->npassed || to < 0 || move_mount_fd(p->passed_fds[p->tree_fd], to) < 0)
+      die_child(p, 3, p->tree_fd >= p->npassed ? EBADF : errno, fmt2(msg, sizeof msg, "attach the tree", p->tree, "", NULL));
+    close(to);
+    p->tree = "/sys/root";
+    return;
+  }
+  if (mount(p->tree, p->tree, NULL, MS_BIND | MS_REC, NULL) < 0) die_child(p, 3, errno, fmt2(msg, sizeof msg, "bind-mount the tree", p->tree, "", NULL));
+}
+
+static char *append_fd(char *q, char *end, int fd) {
+  char b[32];
+  fd_path(b, fd);
+  return s_append(q, end, b);
+}
+
+/* Gives dir the owner and mode of like (the upper layer's root becomes the
+ * overlay's root: it must look like the tree's). */
+static void copy_owner(int dir, int like) {
+  struct stat st;
+  char path[32];
+  if (fstat(like, &st) < 0) return;
+  fd_path(path, dir);
+  if (chown(path, st.st_uid, st.st_gid) < 0) { /* best effort: ids the namespace cannot map */ }
+  if (chmod(path, st.st_mode & 07777) < 0) { /* best effort */ }
+}
+
+/*
+ * Mounts an overlayfs on the directory `target` names (reopened by path:
+ * a mount on it changes what the path leads to). lowerfds are lowest first,
+ * as on nsbox's command line (overlayfs wants the highest first). With
+ * tmpfs_upper a tmpfs is mounted on the target first and holds upper and
+ * work: it lives exactly as long as the container's mount namespace, so a
+ * killed nsbox leaves nothing on the host. Otherwise upperfd/workfd are
+ * host directories, or -1 for a read-only overlay.
+ */
+static void mount_overlay(struct plan *p, const char *label, int (*reopen)(const char *), const char *target,
+                          int *lowerfds, int nlower, int upperfd, int workfd, unsigned long flags) {
+  char data[4096], msg[1024], tpath[32];
+  char *q = data, *end = data + sizeof data - 1;
+  int tfd = -1, ownupper = 0;
+  if (flags & OVL_TMPFS_UPPER) {
+    tfd = reopen(target);
+    if (tfd < 0) die_child(p, 3, errno, fmt2(msg, sizeof msg, "open mount point", label, "", NULL));
+    fd_path(tpath, tfd);
+    if (mount("tmpfs", tpath, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") < 0)
+      die_child(p, 3, errno, fmt2(msg, sizeof msg, "mount the tmpfs upper layer on", label, "", NULL));
+    close(tfd);
+    int top = reopen(target);
+    if (top < 0 || mkdirat(top, "upper", 0755) < 0 || mkdirat(top, "work", 0755) < 0)
+      die_child(p, 3, errno, fmt2(msg, sizeof msg, "prepare the upper layer of", label, "", NULL));
+    upperfd = openat(top, "upper", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    workfd = openat(top, "work", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    close(top);
+    if (upperfd < 0 || workfd < 0) die_child(p, 3, errno, fmt2(msg, sizeof msg, "prepare the upper layer of", label, "", NULL));
+    copy_owner(upperfd, lowerfds[nlower - 1]);
+    ownupper = 1;
+  }
+  q = s_append(q, end, "lowerdir=");
+  for (int i = nlower - 1; i >= 0; i--) {
+    q = append_fd(q, end, lowerfds[i]);
+    if (i) q = s_append(q, end, ":");
+  }
+  if (upperfd >= 0) {
+    q = s_append(q, end, ",upperdir=");
+    q = append_fd(q, end, upperfd);
+    q = s_append(q, end, ",workdir=");
+    q = append_fd(q, end, workfd);
+  }
+  /* In a user namespace overlayfs keeps its metadata in user.overlay.* xattrs. */
+  if (flags & OVL_USERXATTR) q = s_append(q, end, ",userxattr");
+  *q = 0;
+  tfd = reopen(target);
+  if (tfd < 0) die_child(p, 3, errno, fmt2(msg, sizeof msg, "open mount point", label, "", NULL));
+  fd_path(tpath, tfd);
+  if (mount("overlay", tpath, "overlay", (flags & OVL_RO) ? MS_RDONLY : 0, data) < 0)
+    die_child(p, 3, errno, fmt2(msg, sizeof msg, "mount an overlay on", label, "", NULL));
+  close(tfd);
+  if (ownupper) { close(upperfd); close(workfd); }
+}
+
+static int reopen_host(const char *path) { return open(path, O_PATH | O_DIRECTORY | O_CLOEXEC); }
+static int reopen_in_tree(const char *path) { return open_in_tree(path, O_PATH | O_DIRECTORY); }
+
+/* A layer of --overlay: "+PATH" inside the tree, else a host path. */
+static int open_layer(const char *path) {
+  if (path[0] == '+') return open_in_tree(path + 1, O_PATH | O_DIRECTORY);
+  return open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+}
+
+static void apply_overlay(struct plan *p, struct op *o) {
+  char msg[1024], buf[4096];
+  int lowers[64], n = 0, upper = -1, work = -1;
+  size_t len = s_len(o->a);
+  if (len >= sizeof buf) die_child(p, 3, ENAMETOOLONG, fmt2(msg, sizeof msg, "mount an overlay on", o->b, "", NULL));
+  memcpy(buf, o->a, len + 1);
+  for (char *s = buf; *s && n < 64;) {
+    char *colon = strchr(s, ':');
+    if (colon) *colon = 0;
+    if ((lowers[n++] = open_layer(s)) < 0) die_child(p, 3, errno, fmt2(msg, sizeof msg, "open the overlay layer", s, " for ", o->b));
+    if (!colon) break;
+    s = colon + 1;
+  }
+  if (o->c[0]) {
+    /* nspawn creates a missing upper directory */
+    if (o->c[0] == '+') { if (mkdir_in_tree(o->c + 1, 0755) < 0) die_child(p, 3, errno, fmt2(msg, sizeof msg, "create the upper layer", o->c, "", NULL)); }
+    upper = open_layer(o->c);
+    work = o->d[0] ? open(o->d, O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
+    if (upper < 0 || work < 0) die_child(p, 3, errno, fmt2(msg, sizeof msg, "open the upper layer", o->c, " for ", o->b));
+  }
+  if (mkdir_in_tree(o->b, 0755) < 0) die_child(p, 3, errno, fmt2(msg, sizeof msg, "create mount point", o->b, "", NULL));
+  mount_overlay(p, o->b, reopen_in_tree, o->b, lowers, n, upper, work, o->n);
+  for (int i = 0; i < n; i++) close(lowers[i]);
+  if (upper >= 0) close(upper);
+  if (work >= 0) close(work);
+}
+
+/* Moves a detached mount the parent made (an idmapped bind, the host's
+ * sysfs) onto a path inside the tree. */
+static void apply_attach(struct plan *p, struct op *o) {
+  char msg[1024];
+  struct stat st;
+  if ((int)o->n >= p->npassed) die_child(p, 3, EBADF, fmt2(msg, sizeof msg, "attach a mount on", o->b, "", NULL));
+  int from = p->passed_fds[o->n];
+  int r = (fstat(from, &st) == 0 && !S_ISDIR(st.st_mode)) ? touch_in_tree(o->b) : mkdir_in_tree(o->b, 0755);
+  if (r < 0) die_child(p, 3, errno, fmt2(msg, sizeof msg, "create mount point", o->b, "", NULL));
+  int to = open_in_tree(o->b, O_PATH);
+  if (to < 0 || move_mount_fd(from, to) < 0) die_child(p, 3, errno, fmt2(msg, sizeof msg, "attach a mount on", o->b, "", NULL));
+  close(to);
+}
+
+/*
+ * -x and --volatile: what becomes / is built on the tree's mount. overlay:
+ * the tree as the lower layer of an overlayfs whose upper layer is a tmpfs
+ * (gone with the mount namespace). volatile-yes: a tmpfs root holding the
+ * tree's /usr read-only and its top-level links into /usr (bin → usr/bin…).
+ */
+static void setup_root_layers(struct plan *p) {
+  char msg[1024], path[32], upath[32];
+  int old = open(p->tree, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (old < 0) die_child(p, 3, errno, fmt2(msg, sizeof msg, "open the tree", p->tree, "", NULL));
+  if (p->rootfs == ROOT_OVERLAY) {
+    mount_overlay(p, "/", reopen_host, p->tree, &old, 1, -1, -1, OVL_TMPFS_UPPER | (p->userns ? OVL_USERXATTR : 0));
+    close(old);
+    return;
+  }
+  int usr = openat(old, "usr", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (usr < 0) die_child(p, 3, errno, "cannot use --volatile=yes: the tree has no /usr directory");
+  fd_path(path, old);
+  if (mount("tmpfs", p->tree, "tmpfs", MS_NOSUID | MS_NODEV | MS_STRICTATIME, "mode=0755") < 0)
+    die_child(p, 3, errno, "cannot mount the tmpfs root of --volatile=yes");
+  int root = open(p->tree, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (root < 0 || mkdirat(root, "usr", 0755) < 0) die_child(p, 3, errno, "cannot create /usr in the tmpfs root");
+  copy_owner(root, old);
+  static const char *links[] = { "bin", "sbin", "lib", "lib32", "lib64", "libx32" };
+  for (size_t i = 0; i < sizeof links / sizeof links[0]; i++) {
+    char target[256];
+    ssize_t n = readlinkat(old, links[i], target, sizeof target - 1);
+    if (n <= 0) continue;
+    target[n] = 0;
+    if (symlinkat(target, root, links[i]) < 0) die_child(p, 3, errno, fmt2(msg, sizeof msg, "create symlink", links[i], "", NULL));
+  }
+  int to = openat(root, "usr", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (to < 0) die_child(p, 3, errno, "cannot open /usr in the tmpfs root");
+  copy_owner(to, usr);
+  fd_path(path, usr);
+  fd_path(upath, to);
+  if (mount(path, upath, NULL, MS_BIND | MS_REC, NULL) < 0) die_child(p, 3, errno, "cannot bind-mount the tree's /usr");
+  close(to);
+  to = openat(root, "usr", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  fd_path(upath, to);
+  if (to < 0 || mount(NULL, upath, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0) die_child(p, 3, errno, "cannot make /usr read-only");
+  close(to);
+  close(root);
+  close(usr);
+  close(old);
+}
+
 static void apply_op(struct plan *p, struct op *o) {
   char msg[1024], target[32];
   int fd;
@@ -479,6 +713,8 @@ static void apply_op(struct plan *p, struct op *o) {
     remount_in_tree(p, o->b, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC);
     return;
   }
+  case OP_OVERLAY: apply_overlay(p, o); return;
+  case OP_ATTACH: apply_attach(p, o); return;
   case OP_WRITE: {
     char name[256];
     int dfd = open_parent(o->b, name, sizeof name);
@@ -807,10 +1043,14 @@ static int child_main(void *arg) {
 
   if (p->console && (p->console_fd = open(p->console, O_RDWR | O_NOCTTY | O_CLOEXEC)) < 0)
     die_child(p, 3, errno, fmt2(msg, sizeof msg, "open the console", p->console, "", NULL));
+  /* -U: from here on, root of the user namespace (the host files above were opened as host root). */
+  if (p->userns) become_userns_root(p);
   if (p->cgroupns && unshare(CLONE_NEWCGROUP) < 0) die_child(p, 3, errno, "cannot create a cgroup namespace");
   if (p->hostname && sethostname(p->hostname, s_len(p->hostname)) < 0) die_child(p, 3, errno, "cannot set the hostname");
   if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0) die_child(p, 3, errno, "cannot make the mounts private");
-  if (mount(p->tree, p->tree, NULL, MS_BIND | MS_REC, NULL) < 0) die_child(p, 3, errno, fmt2(msg, sizeof msg, "bind-mount the tree", p->tree, "", NULL));
+  mount_tree(p);
+  /* -x, --volatile: the root is built on the tree's mount. */
+  if (p->rootfs) setup_root_layers(p);
   treefd = open(p->tree, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (treefd < 0) die_child(p, 3, errno, fmt2(msg, sizeof msg, "open the tree", p->tree, "", NULL));
   for (int i = 0; i < p->nops; i++) apply_op(p, &p->ops[i]);
@@ -829,10 +1069,13 @@ static int child_main(void *arg) {
 static int join_main(void *arg) {
   struct plan *p = arg;
   static const struct { const char *name; int flag; } nss[] = {
+    /* the user namespace first: it gives the capabilities to join the others (-U machines) */
+    { "user", CLONE_NEWUSER },
     { "cgroup", CLONE_NEWCGROUP }, { "ipc", CLONE_NEWIPC }, { "uts", CLONE_NEWUTS },
     { "net", CLONE_NEWNET }, { "pid", CLONE_NEWPID }, { "mnt", CLONE_NEWNS },
   };
-  int fds[6];
+  enum { NNS = sizeof nss / sizeof nss[0] };
+  int fds[NNS], joined_user = 0;
   char path[64], msg[1024];
   reset_signals();
   if (p->die_with_parent) prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -841,16 +1084,23 @@ static int join_main(void *arg) {
     die_child(p, 3, errno, fmt2(msg, sizeof msg, "open the console", p->console, "", NULL));
   /* Open every namespace first: after joining the mount namespace the
    * host's /proc is no longer reachable. */
-  for (int i = 0; i < 6; i++) {
+  for (int i = 0; i < NNS; i++) {
     snprintf(path, sizeof path, "/proc/%d/ns/%s", (int)p->join, nss[i].name);
     fds[i] = open(path, O_RDONLY | O_CLOEXEC);
     if (fds[i] < 0) die_child(p, 3, errno, fmt2(msg, sizeof msg, "open namespace", path, "", NULL));
   }
-  for (int i = 0; i < 6; i++) {
-    if (setns(fds[i], nss[i].flag) < 0 && errno != EINVAL)
-      die_child(p, 3, errno, fmt2(msg, sizeof msg, "join namespace", nss[i].name, "", NULL));
+  /* A namespace the container shares with us (the host's network without
+   * --private-network) is skipped: after joining a -U container's user
+   * namespace we could not join one the host's owns, and need not. */
+  for (int i = 0; i < NNS; i++) {
+    struct stat mine, theirs;
+    snprintf(path, sizeof path, "/proc/self/ns/%s", nss[i].name);
+    if (stat(path, &mine) == 0 && fstat(fds[i], &theirs) == 0 && mine.st_ino == theirs.st_ino && mine.st_dev == theirs.st_dev) { close(fds[i]); continue; }
+    if (setns(fds[i], nss[i].flag) == 0) { if (nss[i].flag == CLONE_NEWUSER) joined_user = 1; }
+    else if (errno != EINVAL) die_child(p, 3, errno, fmt2(msg, sizeof msg, "join namespace", nss[i].name, "", NULL));
     close(fds[i]);
   }
+  if (joined_user) become_userns_root(p);
   /* A new pid namespace applies to children only: fork once more. */
   pid_t pid = fork();
   if (pid < 0) die_child(p, 3, errno, "cannot fork into the container");
@@ -1427,3 +1677,244 @@ int nsbox_notify_send(const char *path, const char *msg) {
 }
 
 int nsbox_close(int fd) { return close(fd) < 0 ? -errno : 0; }
+
+/* ---------- user namespaces (parent side) ---------- */
+
+/*
+ * A detached clone of source's mount (open_tree), made with host root's
+ * access to the path (a -U child could not reach a path under a 0700
+ * directory). With idmap (mount_setattr): seen through it, files owned by
+ * uid N on disk belong to uid N inside the user namespace of pid, so the
+ * tree needs no chown. Returns a detached mount's fd (close-on-
+ * exec) for the child to attach, or -errno with err filled: EINVAL means the
+ * file system cannot idmap.
+ */
+int nsbox_idmap_mount(const char *source, int pid, int recursive, int readonly, int idmap, char *err, int errlen) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/ns/user", pid);
+  int ns = idmap ? open(path, O_RDONLY | O_CLOEXEC) : open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (ns < 0) { int e = errno; snprintf(err, errlen, "cannot open the user namespace of pid %d: %s", pid, strerror(e)); return -e; }
+  int fd = (int)syscall(SYS_open_tree, AT_FDCWD, source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (recursive ? AT_RECURSIVE : 0));
+  if (fd < 0) { int e = errno; close(ns); snprintf(err, errlen, "cannot clone the mount of `%s`: %s", source, strerror(e)); return -e; }
+  struct mount_attr attr;
+  memset(&attr, 0, sizeof attr);
+  attr.attr_set = (idmap ? MOUNT_ATTR_IDMAP : 0) | (readonly ? MOUNT_ATTR_RDONLY : 0);
+  if (idmap) attr.userns_fd = (uint64_t)ns;
+  int r = attr.attr_set ? (int)syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0), &attr, sizeof attr) : 0;
+  int e = errno;
+  close(ns);
+  if (r < 0) {
+    close(fd);
+    snprintf(err, errlen, "cannot make an idmapped mount of `%s`: %s", source,
+             e == EINVAL ? "its file system does not support idmapped mounts" : strerror(e));
+    return -e;
+  }
+  return fd;
+}
+
+static int probe_child(void *arg) {
+  char c;
+  int *pfd = arg;
+  /* our copy of the write end goes, so a parent killed meanwhile means EOF */
+  close(pfd[1]);
+  ssize_t r = read(pfd[0], &c, 1);
+  (void)r;
+  syscall(SYS_exit, 0);
+  return 0;
+}
+
+/*
+ * Whether source's file system takes idmapped mounts, asked of the kernel
+ * before anything is started: a throw-away user namespace (a child that only
+ * waits on a pipe) and an idmapped clone of source that is dropped at once.
+ * Returns 0, or -errno (EINVAL: the file system cannot), or -(0x10000 +
+ * errno) when the kernel creates no user namespace at all.
+ */
+int nsbox_idmap_probe(const char *source) {
+  static char stack[16384] __attribute__((aligned(16)));
+  int pfd[2];
+  sigset_t all, saved;
+  char err[256];
+  if (pipe2(pfd, O_CLOEXEC) < 0) return -errno;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &saved);
+  pid_t pid = clone(probe_child, stack + sizeof stack, CLONE_NEWUSER | CLONE_VM | SIGCHLD, pfd);
+  int e = errno;
+  pthread_sigmask(SIG_SETMASK, &saved, NULL);
+  /* -(0x10000 + errno): the kernel refused the user namespace itself */
+  if (pid < 0) { close(pfd[0]); close(pfd[1]); return -(0x10000 + e); }
+  char path[64];
+  int r = 0;
+  for (int k = 0; k < 2 && !r; k++) {
+    snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, k ? "gid_map" : "uid_map");
+    int mfd = open(path, O_WRONLY | O_CLOEXEC);
+    if (mfd < 0 || write(mfd, "0 65534 1\n", 10) != 10) r = -errno;
+    if (mfd >= 0) close(mfd);
+  }
+  if (!r) {
+    int fd = nsbox_idmap_mount(source, (int)pid, 0, 0, 1, err, sizeof err);
+    if (fd >= 0) close(fd); else r = fd;
+  }
+  close(pfd[1]); /* EOF lets the child go */
+  while (waitpid(pid, NULL, __WALL) < 0 && errno == EINTR) {}
+  close(pfd[0]);
+  return r;
+}
+
+/* The host's sysfs as a detached read-only mount (fsopen/fsmount) for a -U
+ * child without its own network: sysfs can only be mounted by the user
+ * namespace that owns the network namespace, the host's here. */
+int nsbox_sysfs_mount(char *err, int errlen) {
+  int fs = (int)syscall(SYS_fsopen, "sysfs", FSOPEN_CLOEXEC);
+  if (fs < 0) { int e = errno; snprintf(err, errlen, "cannot open sysfs: %s", strerror(e)); return -e; }
+  if (syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0) { int e = errno; close(fs); snprintf(err, errlen, "cannot create a sysfs mount: %s", strerror(e)); return -e; }
+  int m = (int)syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
+  int e = errno;
+  close(fs);
+  if (m < 0) { snprintf(err, errlen, "cannot mount sysfs: %s", strerror(e)); return -e; }
+  return m;
+}
+
+/*
+ * Takes the lock file of a uid range (flock, exclusive, not waiting) and
+ * writes token into it; returns the fd, -EBUSY if another process holds it.
+ * A file a cleaner unlinked between our open and flock is not ours: retry.
+ */
+int nsbox_lock_file(const char *path, const char *token) {
+  for (int tries = 0; tries < 10; tries++) {
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0) return -errno;
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) { int e = errno; close(fd); return e == EWOULDBLOCK ? -EBUSY : -e; }
+    struct stat a, b;
+    if (fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev) {
+      size_t n = strlen(token);
+      if (ftruncate(fd, 0) < 0 || pwrite(fd, token, n, 0) != (ssize_t)n) { int e = errno; close(fd); return -e; }
+      return fd;
+    }
+    close(fd);
+  }
+  return -EAGAIN;
+}
+
+/* 1 if some process holds a lock on path (e.g. systemd-nspawn's
+ * /run/systemd/nspawn-uid/UID), 0 if not or if there is no such file. */
+int nsbox_lock_probe(const char *path) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return 0;
+  int r = flock(fd, LOCK_SH | LOCK_NB);
+  int e = errno;
+  close(fd);
+  return r < 0 && e == EWOULDBLOCK;
+}
+
+/* ---------- the chown pass of --private-users-ownership=chown ---------- */
+
+/* While the pass runs the tree's root is owned by this base, so an
+ * interrupted pass is recognized and redone (nspawn's UID_BUSY_BASE). */
+#define UID_BUSY_BASE 0xFFFE0000U
+
+struct chown_walk { uint32_t shift; dev_t dev; char *err; int errlen; };
+
+static uint32_t shifted(uint32_t id, uint32_t shift) { return shift + (id & 0xFFFFU); }
+
+/* A POSIX ACL xattr: header (version 2), then entries of tag(16) perm(16) id(32);
+ * named users (2) and groups (8) carry ids to shift. */
+static void patch_acl(int fd, const char *name, uint32_t shift) {
+  unsigned char buf[4096];
+  ssize_t n = fgetxattr(fd, name, buf, sizeof buf);
+  if (n < 4 || (n - 4) % 8) return;
+  int changed = 0;
+  for (ssize_t off = 4; off + 8 <= n; off += 8) {
+    uint16_t tag;
+    uint32_t id;
+    memcpy(&tag, buf + off, 2);
+    memcpy(&id, buf + off + 4, 4);
+    if (tag != 2 && tag != 8) continue;
+    uint32_t nid = shifted(id, shift);
+    if (nid != id) { memcpy(buf + off + 4, &nid, 4); changed = 1; }
+  }
+  if (changed) (void)fsetxattr(fd, name, buf, (size_t)n, 0);
+}
+
+/* Shifts one inode (dirfd/name, not followed); chown clears set-id bits and
+ * file capabilities, so both are put back (capabilities as version 3 with
+ * the shifted root: version 2 ones would not apply inside the namespace). */
+static int patch_inode(struct chown_walk *w, int dirfd, const char *name, const struct stat *st, uint32_t uid, uint32_t gid) {
+  int fd = -1;
+  unsigned char cap[24];
+  ssize_t caplen = -1;
+  if (S_ISREG(st->st_mode) || S_ISDIR(st->st_mode)) {
+    fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | (S_ISDIR(st->st_mode) ? O_DIRECTORY : 0));
+    if (fd >= 0 && S_ISREG(st->st_mode)) caplen = fgetxattr(fd, "security.capability", cap, sizeof cap);
+  }
+  if ((st->st_uid != uid || st->st_gid != gid) && fchownat(dirfd, name, uid, gid, AT_SYMLINK_NOFOLLOW) < 0) {
+    int e = errno;
+    if (fd >= 0) close(fd);
+    snprintf(w->err, w->errlen, "cannot chown `%s`: %s", name, strerror(e));
+    return -e;
+  }
+  if (fd >= 0) {
+    if (!S_ISLNK(st->st_mode) && (st->st_mode & 07000)) (void)fchmod(fd, st->st_mode & 07777);
+    if (caplen >= 20) {
+      uint32_t magic = VFS_CAP_REVISION_3 | (cap[0] & VFS_CAP_FLAGS_EFFECTIVE);
+      memcpy(cap, &magic, 4);
+      uint32_t root = w->shift;
+      memcpy(cap + 20, &root, 4);
+      (void)fsetxattr(fd, "security.capability", cap, 24, 0);
+    }
+    patch_acl(fd, "system.posix_acl_access", w->shift);
+    if (S_ISDIR(st->st_mode)) patch_acl(fd, "system.posix_acl_default", w->shift);
+    close(fd);
+  }
+  return 0;
+}
+
+static int chown_dir(struct chown_walk *w, int dirfd, int depth) {
+  if (depth > 256) { snprintf(w->err, w->errlen, "cannot chown the tree: directories nested too deep"); return -ELOOP; }
+  int dup = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
+  DIR *d = dup >= 0 ? fdopendir(dup) : NULL;
+  if (!d) { int e = errno; if (dup >= 0) close(dup); snprintf(w->err, w->errlen, "cannot read a directory of the tree: %s", strerror(e)); return -e; }
+  struct dirent *de;
+  int r = 0;
+  while (!r && (de = readdir(d))) {
+    if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+    struct stat st;
+    if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) continue;
+    if (st.st_dev != w->dev) continue; /* another file system mounted inside: not the tree's */
+    if (S_ISDIR(st.st_mode)) {
+      int sub = openat(dirfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (sub >= 0) { r = chown_dir(w, sub, depth + 1); close(sub); }
+    }
+    if (!r) r = patch_inode(w, dirfd, de->d_name, &st, shifted(st.st_uid, w->shift), shifted(st.st_gid, w->shift));
+  }
+  closedir(d);
+  return r;
+}
+
+/*
+ * Shifts every owner in the tree at path to shift + (id & 0xFFFF), as
+ * nspawn's --private-users-ownership=chown does (shift 0 undoes it), and
+ * records the shift as the owner of the tree's root, which is changed first
+ * to UID_BUSY_BASE and last to the shift. Idempotent: a pass killed half-way
+ * leaves the busy owner and the next run redoes it. Returns 0 or -errno.
+ */
+int nsbox_chown_tree(const char *path, unsigned int shift, char *err, int errlen) {
+  struct chown_walk w = { shift, 0, err, errlen };
+  struct stat st;
+  int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0 || fstat(fd, &st) < 0) { int e = errno; snprintf(err, errlen, "cannot open `%s`: %s", path, strerror(e)); if (fd >= 0) close(fd); return -e; }
+  w.dev = st.st_dev;
+  if (fchown(fd, shifted(st.st_uid, UID_BUSY_BASE), shifted(st.st_gid, UID_BUSY_BASE)) < 0) {
+    int e = errno; close(fd); snprintf(err, errlen, "cannot chown `%s`: %s", path, strerror(e)); return -e;
+  }
+  int r = chown_dir(&w, fd, 0);
+  if (!r) {
+    struct stat now;
+    if (fstat(fd, &now) == 0) {
+      now.st_uid = ~0U; /* the busy mark is on: always chown the root last */
+      r = patch_inode(&w, fd, ".", &now, shifted(st.st_uid, shift), shifted(st.st_gid, shift));
+    }
+  }
+  close(fd);
+  return r;
+}

@@ -125,3 +125,96 @@ describe('runtime/supervise: container_uuid', () => {
     assert.equal(seen.size, 500);
   });
 });
+
+describe('runtime/plan: ephemeral runs, overlays and user namespaces as data', () => {
+  const base = (input: Parameters<typeof normalizeRunOptions>[0]) => normalizeRunOptions({ directory: dir, ...input }, { isTTY: false, cwd: dir });
+
+  it('parses -x, -U, bare --volatile and --private-users like systemd-nspawn', () => {
+    const p = parseRunArgs(['-xU', '--volatile', '-D', '/t', 'true']);
+    assert.equal(p.ephemeral, true);
+    assert.equal(p.privateUsers, 'pick');
+    assert.equal(p.volatile, 'yes');
+    assert.equal(parseRunArgs(['--private-users', '-D', '/t']).privateUsers, 'yes');
+    assert.equal(parseRunArgs(['--private-users=1879048192:65536']).privateUsers, '1879048192:65536');
+  });
+
+  it('reads --overlay as nspawn: lowest first, "+" inside the tree, an empty upper as tmpfs, two paths as upper and mount point', () => {
+    const o = base({ overlay: [`${dir}:+/srv/up:/data`, `+/var::/var`, `${dir}:/data2`], overlayRo: [`${dir}:+/usr:/ro`] }).overlays;
+    assert.deepEqual(o[0], { lowers: [{ path: dir, inTree: false }], upper: { path: '/srv/up', inTree: true }, dest: '/data', readonly: false });
+    assert.deepEqual(o[1], { lowers: [{ path: '/var', inTree: true }], upper: 'tmpfs', dest: '/var', readonly: false });
+    assert.deepEqual(o[2], { lowers: [{ path: dir, inTree: false }], upper: { path: '/data2', inTree: false }, dest: '/data2', readonly: false });
+    assert.deepEqual(o[3], { lowers: [{ path: dir, inTree: false }, { path: '/usr', inTree: true }], dest: '/ro', readonly: true });
+  });
+
+  it('names the flag and the value in overlay and user namespace errors', () => {
+    assert.throws(() => base({ overlay: ['/nonexistent/l:/u:/d'] }), /cannot overlay `\/nonexistent\/l` \(--overlay `\/nonexistent\/l:\/u:\/d`\): no such directory/);
+    assert.throws(() => base({ overlay: [`${dir}:/u:rel`] }), /the destination `rel` must be an absolute path/);
+    assert.throws(() => base({ privateUsers: 'many' }), /invalid --private-users `many`/);
+    assert.throws(() => base({ privateUsers: 'pick', privateUsersOwnership: 'x' }), /invalid --private-users-ownership `x`/);
+    assert.deepEqual(base({ privateUsers: 'identity' }).userns, { mode: 'fixed', shift: 0, count: 65536, ownership: 'auto' });
+    assert.equal(base({ privateUsers: 'no' }).userns, undefined);
+  });
+
+  it('plans -x and --volatile=overlay as a tmpfs overlay root, --volatile=state as a read-only tree with a tmpfs /var', () => {
+    assert.equal(buildPlan(base({ ephemeral: true }), facts).rootLayers, 'overlay');
+    assert.equal(buildPlan(base({ volatile: 'overlay' }), facts).rootLayers, 'overlay');
+    assert.equal(buildPlan(base({ volatile: 'yes' }), facts).rootLayers, 'volatile-yes');
+    const st = buildPlan(base({ volatile: 'state' }), facts);
+    assert.equal(st.rootReadOnly, true);
+    assert.ok(st.mounts.some((m) => m.kind === 'mount' && m.dest === '/var' && m.fstype === 'tmpfs'));
+    const enc = encodePlan(buildPlan(base({ ephemeral: true }), facts)).toString().split('\0');
+    assert.equal(enc[enc.indexOf('rootfs') + 1], 'overlay');
+  });
+
+  it('plans -U with the tree, sysfs and binds handed over by the supervisor, host device nodes instead of mknod, and the cgroup moved in by the parent', () => {
+    const opts = base({ privateUsers: 'pick', bind: [`${dir}:/a`, `${dir}:/b:idmap`] });
+    const plan = buildPlan(opts, { ...facts, userns: { shift: 0x10000000, count: 65536, idmapTree: true } });
+    assert.deepEqual(plan.userns!.mounts, [
+      { kind: 'clone', source: dir, idmap: true, recursive: true },
+      { kind: 'sysfs' },
+      { kind: 'clone', source: dir, idmap: false, readonly: false, recursive: true },
+      { kind: 'clone', source: dir, idmap: true, readonly: false, recursive: true },
+    ]);
+    assert.equal(plan.userns!.treeMount, 0);
+    assert.deepEqual(plan.mounts.filter((m) => m.kind === 'attach').map((m) => [m.fd, (m as { dest: string }).dest]), [[1, '/sys'], [2, '/a'], [3, '/b']]);
+    assert.ok(!plan.mounts.some((m) => m.kind === 'mknod'));
+    assert.ok(plan.mounts.some((m) => m.kind === 'bind' && m.source === '/dev/null' && m.dest === '/dev/null'));
+    assert.equal(plan.cgroup, undefined);
+    assert.equal(plan.userns!.cgroup, facts.cgroup);
+    const enc = encodePlan(plan).toString().split('\0');
+    assert.deepEqual(enc.slice(enc.indexOf('userns'), enc.indexOf('userns') + 3), ['userns', String(0x10000000), '65536']);
+    // with its own network the child mounts sysfs itself
+    const net = buildPlan(base({ privateUsers: 'pick', privateNetwork: true }), { ...facts, userns: { shift: 0x10000000, count: 65536, idmapTree: false } });
+    assert.ok(net.mounts.some((m) => m.kind === 'mount' && m.fstype === 'sysfs'));
+  });
+});
+
+describe('runtime/userns: picking a uid range', () => {
+  it('tries the range recorded in the tree first, then ranges hashed from the machine name, all aligned and in nspawn\'s window', async () => {
+    const { pickCandidates, UID_PICK_MIN, UID_PICK_MAX } = await import('../../runtime/userns.js');
+    const a = pickCandidates('web', { uid: 0, gid: 0 }, 5);
+    assert.deepEqual(a, pickCandidates('web', { uid: 0, gid: 0 }, 5));
+    assert.notDeepEqual(a, pickCandidates('db', { uid: 0, gid: 0 }, 5));
+    for (const b of a) assert.ok(b % 65536 === 0 && b >= UID_PICK_MIN && b <= UID_PICK_MAX);
+    assert.equal(pickCandidates('web', { uid: 0x20000000, gid: 0x20000000 }, 5)[0], 0x20000000);
+    assert.notEqual(pickCandidates('web', { uid: 0xfffe0000, gid: 0xfffe0000 }, 5)[0], 0xfffe0000);
+  });
+});
+
+describe('runtime/userns: what the kernel answers decides the ownership', () => {
+  // A stand-in for the native helper's answers only: the decision itself is pure logic.
+  const fake = (probe: number) => ({ idmapProbe: () => probe, lockHeld: () => false, close: () => {} }) as unknown as import('../../runtime/native.js').Native;
+  const opts = (o: Parameters<typeof normalizeRunOptions>[0]) => normalizeRunOptions({ directory: dir, ...o }, { isTTY: false });
+
+  it('maps where the kernel idmaps the tree, chowns (saying so) where it cannot, and refuses where it has no user namespaces', async () => {
+    const { prepareUserns } = await import('../../runtime/userns.js');
+    const warnings: string[] = [];
+    assert.equal(prepareUserns(opts({ privateUsers: '1879048192' }), 'm', 't', fake(0), (l) => warnings.push(l)).ownership, 'map');
+    assert.equal(prepareUserns(opts({ privateUsers: '1879048192' }), 'm', 't', fake(-22), (l) => warnings.push(l)).ownership, 'chown');
+    assert.match(warnings[0], /cannot be idmapped \(its file system does not support idmapped mounts\): shifting its owners to 1879048192 instead/);
+    assert.throws(() => prepareUserns(opts({ privateUsers: '1879048192', privateUsersOwnership: 'map' }), 'm', 't', fake(-22), () => {}), /cannot run with --private-users-ownership=map/);
+    assert.throws(() => prepareUserns(opts({ privateUsers: '1879048192', ephemeral: true }), 'm', 't', fake(-22), () => {}), /an ephemeral run must not change the tree/);
+    assert.throws(() => prepareUserns(opts({ privateUsers: '1879048192', privateUsersOwnership: 'chown' }), 'm', 't', fake(-(0x10000 + 28)), () => {}),
+      /cannot use -U: the kernel refuses to create a user namespace \(errno 28\)/);
+  });
+});
