@@ -15,12 +15,12 @@
  *     primary checked;
  *  4. unpack: *every* package's header signature (the release's key) and
  *     payload digest checked, and its name-version-release compared with
- *     primary's. Meanwhile (those first in the queue) the packages the
- *     tree's own rpm needs to *run* — within the closure of rpm, setup,
- *     filesystem and /bin/sh: the layout (filesystem, setup) and the
- *     packages shipping rpm's program, libraries, macros, plugins and
- *     configuration — are extracted through the shared cpio writer in
- *     install order, owners mapped by name through the tree's passwd/group;
+ *     primary's. Meanwhile (those first in the queue) rpm's runtime — the
+ *     whole packages of the Requires closure of rpm, setup, filesystem and
+ *     /bin/sh (bootstrap/rpm/runtime.ts says why, and what it leaves out)
+ *     — is extracted through the shared cpio writer, the layout
+ *     (filesystem, setup) first, owners mapped by name through the tree's
+ *     passwd/group;
  *  5. configure, inside the tree with nsbox's runtime: one `rpm -i`
  *     transaction of every package (the cache bind-mounted read-only). rpm
  *     writes every file, orders the transaction, runs %pre before a
@@ -33,8 +33,10 @@
  *     does not work: rpm runs no scriptlets or triggers in --justdb mode
  *     (measured with rpm 4.18), and re-implementing rpm's scriptlet and
  *     trigger order is what the tree's rpm is for. Since rpm writes every
- *     file anyway, nsbox extracts only what rpm's process needs (as
- *     mmdebstrap extracts only dpkg's essential set), and scriptlet
+ *     file anyway, nsbox extracts only what rpm may need to run (as
+ *     mmdebstrap extracts only dpkg's essential set): what rpm's packaging
+ *     declares, not what rpm was seen to open, since its macros may run
+ *     shell commands and it dlopens its plugins. Other scriptlet
  *     interpreters are not among it: rpm installs a package's
  *     Requires(pre/post) earlier in the same transaction. rpm checks
  *     dependencies itself (no --nodeps), so a resolver mistake fails here as
@@ -59,11 +61,11 @@ import type { RecipeSummary } from '../tree-state.js';
 import {
   FEDORA_CURRENT, fedoraRelease, fedoraRepos, loadFedoraKey, variantPackages, type FedoraRelease, type FedoraVariant,
 } from '../../recipes/fedora.js';
-import { isRich, parseRich, type Dep, type RichDep } from './deps.js';
-import { fileEntries, verifyRpm, type RpmFile } from './header.js';
+import { verifyRpm, type RpmFile } from './header.js';
 import { nevra, type RpmPackage } from './primary.js';
 import { loadRepo, mergeFilelists, type LoadedRepo } from './repository.js';
-import { PackageIndex, ResolveError, resolve } from './resolve.js';
+import { ResolveError, resolve } from './resolve.js';
+import { isRuntimeFile, rpmClosure } from './runtime.js';
 import { cleanTree, writeReleasever, writeRepoConfig } from './tree-setup.js';
 import { RpmUnpacker } from './unpack.js';
 import { findRuntime, linkRuntime, newRuntime, releaseRuntime, runtimeKey, type LinkedRuntime } from './runtime-cache.js';
@@ -71,32 +73,8 @@ import { findRuntime, linkRuntime, newRuntime, releaseRuntime, runtimeKey, type 
 /** Where the cache is bind-mounted (read-only) inside the tree while rpm runs. */
 const RPMS_IN_TREE = '/var/lib/nsbox/rpms';
 export const LOG_IN_TREE = 'var/log/nsbox-bootstrap.log';
-/** What the tree's rpm needs to run: these and everything they require. */
-const RPM_ROOTS = ['rpm', 'setup', 'filesystem'];
 /** Packages always extracted first: the directory layout (merged /usr symlinks) and the users and groups. */
 const LAYOUT = ['filesystem', 'setup'];
-/**
- * Files the rpm *process* needs (its program, libraries, macros, plugins,
- * configuration, name service and crypto policy). Scriptlet interpreters
- * are not among them: rpm installs a package's Requires(pre/post) before
- * running its scriptlets, in the same transaction, exactly as it does for
- * `dnf --installroot` into an empty directory.
- */
-const RPM_RUNTIME = [
-  /^\/usr\/(lib|lib64)\/.*\.so(\.[\d.]+)*$/, /^\/(lib|lib64)\/.*\.so(\.[\d.]+)*$/, /^\/usr\/lib\/rpm\//, /^\/usr\/lib(64)?\/rpm-plugins\//,
-  /^\/etc\/rpm\//, /^\/etc\/(passwd|group|nsswitch\.conf|ld\.so\.conf)$/, /^\/etc\/ld\.so\.conf\.d\//, /^\/etc\/crypto-policies\//, /^\/usr\/s?bin\/rpm/,
-];
-/**
- * What matches RPM_RUNTIME but rpm's process never opens: iconv's modules
- * (glibc ships hundreds), and the macros of other architectures' platforms
- * (rpm reads platform/<cpu>-<os>/ of the CPU it detects, which is one of the
- * tree architecture's family: x86_64_v3 on a recent x86_64, athlon or
- * pentium4 for i686; rpm ships some sixty).
- */
-const PLATFORM_CPUS: Record<string, string> = {
-  x86_64: 'x86_64(_v\\d)?|amd64|ia32e', i686: 'i[3-6]86|athlon|pentium\\d|geode', aarch64: 'aarch64', ppc64le: 'ppc64le', s390x: 's390x',
-};
-const NOT_RUNTIME = (arch: string) => [/\/gconv\//, new RegExp(`^/usr/lib/rpm/platform/(?!(${PLATFORM_CPUS[arch] ?? arch}|noarch)-)`)];
 const PACKAGE_SPEC = /^[A-Za-z0-9_/.+()-][^\s,]*$/;
 
 /** Fedora architecture names nsbox knows, and the host architecture each runs on. */
@@ -169,7 +147,7 @@ class FedoraEngine implements Engine {
   #order: RpmPackage[] = [];
   /** Packages in the order of the selection's items (download order: rpm's closure first). */
   #items: RpmPackage[] = [];
-  /** rpm's closure (what is extracted before rpm runs). */
+  /** rpm's closure (its runtime: what is extracted before rpm runs). */
   #first = new Set<RpmPackage>();
   /** Each package's verified file in the cache, as it lands during the download phase. */
   #files = new Arrivals<RpmPackage, string>();
@@ -358,7 +336,8 @@ class FedoraEngine implements Engine {
   }
 
   /**
-   * Extracts the closure packages rpm's process needs into `dir`: the
+   * Extracts rpm's runtime (runtime.ts: the closure packages, less their
+   * directory entries, documentation and translations) into `dir`: the
    * layout (merged-/usr symlinks) and the users and groups first, in install
    * order; then each package as soon as it is checked. rpm rewrites every
    * file anyway, and without directory entries the packages of this set
@@ -366,7 +345,6 @@ class FedoraEngine implements Engine {
    * rpm refuses), so a big download late in the list holds nothing up.
    */
   async #extractRuntime(closure: RpmPackage[], checks: Map<RpmPackage, Promise<RpmFile>>, dir: string, stop: AbortSignal): Promise<{ extracted: number; librpm: string[] }> {
-    const isRuntimeFile = runtimeFileFilter(this.#plan.arch);
     const unpacker = new RpmUnpacker(dir, { skipDirectories: true });
     let extracted = 0;
     const librpm: string[] = [];
@@ -375,8 +353,7 @@ class FedoraEngine implements Engine {
       // one package at a time, in the order they become ready
       chain = chain.then(async () => {
         stop.throwIfAborted();
-        if (!neededByRpm(pkg, rpm, isRuntimeFile)) return;
-        const written = await unpacker.extract(rpm, LAYOUT.includes(pkg.name) ? undefined : isRuntimeFile);
+        const written = await unpacker.extract(rpm, isRuntimeFile);
         librpm.push(...written.filter((w) => /\/librpm\.so\.\d+$/.test(w)));
         extracted++;
       });
@@ -443,41 +420,6 @@ class FedoraEngine implements Engine {
   }
 }
 
-/**
- * The packages the tree's rpm needs before it can run: rpm, setup and
- * filesystem, whatever provides /bin/sh, and everything they require
- * (rich dependencies by all their operands) within the resolved set.
- *
- * @example
- * rpmClosure(resolution.packages).has(glibc); // true
- */
-export function rpmClosure(pkgs: RpmPackage[]): Set<RpmPackage> {
-  const index = new PackageIndex(pkgs);
-  const out = new Set<RpmPackage>();
-  const queue = [...pkgs.filter((p) => RPM_ROOTS.includes(p.name)), ...index.whatProvides({ name: '/bin/sh' })];
-  const leaves = (d: Dep): Dep[] => {
-    if (!isRich(d.name)) return [d];
-    const acc: Dep[] = [];
-    const walk = (r: RichDep) => {
-      if (r.op === 'dep') acc.push(r.dep);
-      else if ('args' in r) r.args.forEach(walk);
-      else { walk(r.cond); walk(r.then); if (r.else) walk(r.else); }
-    };
-    walk(parseRich(d.name));
-    return acc;
-  };
-  while (queue.length) {
-    const p = queue.shift()!;
-    if (out.has(p)) continue;
-    out.add(p);
-    for (const d of p.requires) {
-      if (d.name.startsWith('rpmlib(')) continue;
-      for (const leaf of leaves(d)) for (const q of index.whatProvides(leaf)) if (!out.has(q)) queue.push(q);
-    }
-  }
-  return out;
-}
-
 /** Whether rpm's library among the files just written is Debian's build (which wants --force-debian). */
 function isDebianRpm(dir: string, libraries: string[]): boolean {
   for (const path of libraries) {
@@ -488,23 +430,6 @@ function isDebianRpm(dir: string, libraries: string[]): boolean {
     }
   }
   return false;
-}
-
-/**
- * Whether the tree's rpm needs this package's files before it can install
- * everything itself (rpm writes every package again, so the rest would be
- * written twice): the layout packages, and those shipping a file rpm's own
- * process uses.
- */
-function neededByRpm(pkg: RpmPackage, rpm: RpmFile, isRuntimeFile: (path: string) => boolean): boolean {
-  if (LAYOUT.includes(pkg.name)) return true;
-  return fileEntries(rpm.header).some((f) => (f.mode & 0o170000) !== 0o040000 && isRuntimeFile(f.path));
-}
-
-/** Whether rpm's process needs this file of a package to run (see RPM_RUNTIME, NOT_RUNTIME). */
-export function runtimeFileFilter(arch: string): (path: string) => boolean {
-  const not = NOT_RUNTIME(arch);
-  return (path) => RPM_RUNTIME.some((re) => re.test(path)) && !not.some((re) => re.test(path));
 }
 
 /** Runs at most `n` of the functions given at once. */

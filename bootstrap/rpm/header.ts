@@ -31,7 +31,7 @@ export const TAG = {
   PREIN: 1023, POSTIN: 1024, PREUN: 1025, POSTUN: 1026, PREINPROG: 1085, POSTINPROG: 1086, PREUNPROG: 1087, POSTUNPROG: 1088,
   FILESIZES: 1028, FILEMODES: 1030, FILERDEVS: 1033, FILEMTIMES: 1034, FILEDIGESTS: 1035, FILELINKTOS: 1036, FILEFLAGS: 1037,
   FILEUSERNAME: 1039, FILEGROUPNAME: 1040, SOURCERPM: 1044, PROVIDENAME: 1047, REQUIREFLAGS: 1048, REQUIRENAME: 1049, REQUIREVERSION: 1050,
-  FILEDEVICES: 1095, FILEINODES: 1096, DIRINDEXES: 1116, BASENAMES: 1117, DIRNAMES: 1118,
+  FILEDEVICES: 1095, FILEINODES: 1096, FILELANGS: 1097, DIRINDEXES: 1116, BASENAMES: 1117, DIRNAMES: 1118,
   PAYLOADFORMAT: 1124, PAYLOADCOMPRESSOR: 1125, PAYLOADFLAGS: 1126, LONGFILESIZES: 5008, FILECAPS: 5010, FILEDIGESTALGO: 5011,
   PAYLOADDIGEST: 5092, PAYLOADDIGESTALGO: 5093,
 } as const;
@@ -136,6 +136,8 @@ export interface RpmFileEntry {
   rdev: number;
   linkTo: string;
   flags: number;
+  /** Languages of a %lang file (`de`, `pt|pt_BR`), '' for any. */
+  lang: string;
   digest: string;
   /** File capabilities in text form (`cap_net_raw=ep`), '' for none. */
   caps: string;
@@ -233,10 +235,11 @@ export function fileEntries(h: RpmHeader): RpmFileEntry[] {
   const digests = h.strs(TAG.FILEDIGESTS);
   const caps = h.strs(TAG.FILECAPS);
   const inodes = h.nums(TAG.FILEINODES);
+  const langs = h.strs(TAG.FILELANGS);
   return base.map((b, i) => ({
     path: dirs[di[i]!]! + b,
     mode: modes[i] ?? 0, size: sizes[i] ?? 0, user: users[i] ?? 'root', group: groups[i] ?? 'root',
-    mtime: mtimes[i] ?? 0, rdev: rdevs[i] ?? 0, linkTo: links[i] ?? '', flags: flags[i] ?? 0,
+    mtime: mtimes[i] ?? 0, rdev: rdevs[i] ?? 0, linkTo: links[i] ?? '', flags: flags[i] ?? 0, lang: langs[i] ?? '',
     digest: digests[i] ?? '', caps: caps[i] ?? '', inode: inodes[i] ?? 0,
   }));
 }

@@ -44,9 +44,14 @@ export interface LinkedRuntime {
   files: LinkedFile[];
 }
 
-/** The key of a runtime: its packages, exactly (name, version, checksum of the file). */
+/**
+ * The key of a runtime: its packages, exactly (name, version, checksum of
+ * the file), and the version of the rule that chose its files from them
+ * (runtime.ts; 3: whole packages, where 2 took the files rpm was seen to
+ * open), so a runtime made by another rule is never reused.
+ */
 export function runtimeKey(arch: string, packages: Array<{ nevra: string; sha256: string }>): string {
-  return stageKey({ stage: 'fedora-rpm-runtime-2', arch, packages: packages.map((p) => [p.nevra, p.sha256]) });
+  return stageKey({ stage: 'fedora-rpm-runtime-3', arch, packages: packages.map((p) => [p.nevra, p.sha256]) });
 }
 
 /** The cached runtime's directory, or undefined when there is none. */

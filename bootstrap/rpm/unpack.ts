@@ -69,14 +69,13 @@ class RpmTreeWriter extends TreeWriter {
   ids!: TreeIds;
   /** Leave out directory entries (parents are still made, 0755): see RpmUnpacker. */
   skipDirectories = false;
-  /** Write only the files, symlinks and devices whose path this accepts (hard-link groups always whole). */
-  only?: (path: string) => boolean;
+  /** Write only the files, symlinks and devices whose header entry this accepts (hard-link groups always whole). */
+  only?: (file: RpmFileEntry) => boolean;
 
   override async add(entry: TreeEntry, data?: EntryData): Promise<void> {
-    const path = `/${entryComponents(entry.path).join('/')}`;
-    const unwanted = entry.kind === 'directory' ? this.skipDirectories : !!this.only && entry.kind !== 'hardlink' && ((entry as { nlink?: number }).nlink ?? 1) < 2 && !this.only(path);
+    const h = this.meta.get(`/${entryComponents(entry.path).join('/')}`);
+    const unwanted = entry.kind === 'directory' ? this.skipDirectories : !!this.only && !!h && entry.kind !== 'hardlink' && ((entry as { nlink?: number }).nlink ?? 1) < 2 && !this.only(h);
     if (unwanted) return drain(data);
-    const h = this.meta.get(path);
     if (h) {
       entry = { ...entry, mode: h.mode & 0o7777, mtime: h.mtime, uid: this.ids.uid(h.user), gid: this.ids.gid(h.group) };
       if (h.caps && entry.kind === 'file') entry.xattrs = { ...entry.xattrs, 'security.capability': capabilityXattr(h.caps) };
@@ -113,11 +112,11 @@ export class RpmUnpacker {
   }
 
   /**
-   * Writes one verified package's payload (of it only the paths `only`
-   * accepts, when given); returns the paths written. One package at a
-   * time: await each.
+   * Writes one verified package's payload (of it only the files whose
+   * header entry `only` accepts, when given); returns the paths written.
+   * One package at a time: await each.
    */
-  async extract(rpm: RpmFile, only?: (path: string) => boolean): Promise<string[]> {
+  async extract(rpm: RpmFile, only?: (file: RpmFileEntry) => boolean): Promise<string[]> {
     const files = fileEntries(rpm.header);
     this.#writer.meta = new Map(files.map((f) => [f.path, f]));
     this.#writer.only = only;

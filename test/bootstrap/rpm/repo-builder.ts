@@ -12,6 +12,17 @@
  * libraries ldd finds for them, so a tree built from this repository has a
  * working /bin/sh and rpm. Built repositories are cached under
  * /var/cache/nsbox/test-rpm-repo/<hash of specs, builder and host files>.
+ *
+ * Two shapes, so what holds for one rpm build is tested on another:
+ * - `bash` (the default): bash is /bin/sh, rpm's database in /var/lib/rpm
+ *   from a literal macro in /etc/rpm, no plugin;
+ * - `busybox`: no bash at all; the host's static busybox is /bin/sh (its
+ *   update in the updates repository), rpm's `_dbpath` comes from a shell
+ *   expansion in /usr/lib/rpm/macros.d (as Debian's `%(bash -c …)`), and
+ *   rpm requires a plugin it dlopens from its own `__plugindir`, which
+ *   reads a configuration file of its own. Its specs are those of
+ *   fixtures/rpm/specs-busybox/ over (or beside) the common ones, without
+ *   bash.spec; its packages are signed by a key of its own.
  */
 import { execFile as execFileCb, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -24,6 +35,22 @@ import { promisify } from 'node:util';
 
 const execFile = promisify(execFileCb);
 const SPECS = fileURLToPath(new URL('../../../fixtures/rpm/specs/', import.meta.url));
+/** Specs of the busybox shape that replace or add to the common ones. */
+const BUSYBOX_SPECS = fileURLToPath(new URL('../../../fixtures/rpm/specs-busybox/', import.meta.url));
+
+/** How a repository is built (see the module comment). */
+export type RepoShape = 'bash' | 'busybox';
+
+/** The spec files of a shape: file name → directory holding it. */
+function specFiles(shape: RepoShape): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const f of readdirSync(SPECS).filter((n) => n.endsWith('.spec'))) out.set(f, SPECS);
+  if (shape === 'busybox') {
+    out.delete('bash.spec');
+    for (const f of readdirSync(BUSYBOX_SPECS).filter((n) => n.endsWith('.spec'))) out.set(f, BUSYBOX_SPECS);
+  }
+  return new Map([...out].sort(([a], [b]) => a.localeCompare(b)));
+}
 const CACHE = '/var/cache/nsbox/test-rpm-repo';
 const ARCH = 'x86_64';
 
@@ -63,8 +90,8 @@ function sh(cmd: string, args: string[]): string {
 /** /lib/x → /usr/lib/x, /bin/x → /usr/bin/x (the tree is merged-/usr). */
 const usrPath = (p: string) => (/^\/(lib|lib64|bin|sbin)\//.test(p) ? `/usr${p}` : p);
 
-/** The host's files for glibc, bash, coreutils, rpm, and one package per Debian library package. */
-function stageHost(): Staging {
+/** The host's files for glibc, the shell, coreutils, rpm, and one package per Debian library package. */
+function stageHost(shape: RepoShape): Staging {
   const pkgs: Staging = new Map();
   const put = (pkg: string, dest: string, src: string) => {
     if (!pkgs.has(pkg)) pkgs.set(pkg, new Map());
@@ -72,7 +99,7 @@ function stageHost(): Staging {
   };
   const coreutils = sh('dpkg', ['-L', 'coreutils']).split('\n').filter((p) => /^\/(usr\/)?s?bin\/[^/]+$/.test(p) && lstatSync(p).isFile());
   const bins: [string, string[]][] = [
-    ['bash', ['/usr/bin/bash']],
+    shape === 'busybox' ? ['busybox', ['/usr/bin/busybox']] : ['bash', ['/usr/bin/bash']],
     ['coreutils', coreutils],
     ['rpm', ['/usr/bin/rpm', '/usr/bin/rpmdb', '/usr/bin/rpmkeys', '/usr/bin/rpmquery', '/usr/bin/rpmverify']],
   ];
@@ -124,11 +151,12 @@ function lddOf(file: string): string[] {
 }
 
 /** Hash of everything that shapes the repository: specs, this builder, the host's installed packages. */
-function inputsHash(release: number): string {
+function inputsHash(release: number, shape: RepoShape): string {
   const h = createHash('sha256');
-  h.update(`release ${release}\n`);
+  h.update(`release ${release} shape ${shape}\n`);
   h.update(readFileSync(fileURLToPath(import.meta.url)));
-  for (const f of readdirSync(SPECS).sort()) h.update(`${f}\n`).update(readFileSync(join(SPECS, f)));
+  for (const [f, dir] of specFiles(shape)) h.update(`${f}\n`).update(readFileSync(join(dir, f)));
+  h.update(readFileSync(join(SPECS, 'hostlib.spec.in')));
   // any package upgrade on the host (bash, coreutils, rpm, a library) changes dpkg's status file
   h.update(readFileSync('/var/lib/dpkg/status'));
   return h.digest('hex').slice(0, 24);
@@ -178,7 +206,7 @@ async function sign(home: string, fpr: string, rpms: string[]): Promise<void> {
 }
 
 /** Builds the repository tree into `out` (a fresh directory). */
-async function build(out: string, staging: Staging, release: number): Promise<void> {
+async function build(out: string, staging: Staging, release: number, shape: RepoShape): Promise<void> {
   const top = join(out, 'rpmbuild');
   const sources = join(top, 'SOURCES');
   const specsDir = join(top, 'SPECS');
@@ -187,14 +215,14 @@ async function build(out: string, staging: Staging, release: number): Promise<vo
   for (const [pkg, files] of staging) await stageFiles(sources, pkg, files);
 
   const specs: { file: string; repo: 'releases' | 'updates' }[] = [];
-  for (const f of (await readdir(SPECS)).filter((n) => n.endsWith('.spec')).sort()) {
-    const text = await readFile(join(SPECS, f), 'utf8');
+  for (const [f, dir] of specFiles(shape)) {
+    const text = await readFile(join(dir, f), 'utf8');
     await writeFile(join(specsDir, f), text);
     specs.push({ file: f, repo: text.startsWith('#repo: updates') ? 'updates' : 'releases' });
   }
   const template = await readFile(join(SPECS, 'hostlib.spec.in'), 'utf8');
   for (const pkg of staging.keys()) {
-    if (['glibc', 'bash', 'coreutils', 'rpm'].includes(pkg)) continue;
+    if (['glibc', 'bash', 'busybox', 'coreutils', 'rpm'].includes(pkg)) continue;
     await writeFile(join(specsDir, `${pkg}.spec`), template.replaceAll('@NAME@', pkg));
     specs.push({ file: `${pkg}.spec`, repo: 'releases' });
   }
@@ -215,7 +243,7 @@ async function build(out: string, staging: Staging, release: number): Promise<vo
   await copyFile(sample, join(extra, 'other-key.rpm'));
 
   const home = join(out, 'gnupg');
-  const fpr = await genKey(home, `nsbox test key (Fedora ${release}) <nsbox-test@example.invalid>`);
+  const fpr = await genKey(home, `nsbox test key (Fedora ${release}${shape === 'bash' ? '' : `, ${shape}`}) <nsbox-test@example.invalid>`);
   await sign(home, fpr, [...byRepo.releases, ...byRepo.updates]);
   const env = { ...process.env, GNUPGHOME: home };
   await writeFile(join(out, 'RPM-GPG-KEY-nsbox-test'), (await execFile('gpg', ['--batch', '--armor', '--export', fpr], { env })).stdout);
@@ -257,21 +285,23 @@ function serve(root: string): Promise<{ server: Server; port: number }> {
 
 /**
  * Builds (or takes from the cache) the synthetic Fedora repository for
- * `release`, copies it into `dir`, and serves `dir` on loopback HTTP.
+ * `release` in the given shape (`bash` unless told), copies it into `dir`,
+ * and serves `dir` on loopback HTTP.
  *
  * @example
  * const repo = await buildFedoraTestRepo('/tmp/mirror', { release: 40 });
  * // repo.releaseUrl === 'http://127.0.0.1:PORT/releases/40/Everything/x86_64/os/'
  * await repo.close();
  */
-export async function buildFedoraTestRepo(dir: string, opts: { release?: number; serve?: boolean } = {}): Promise<TestRepo> {
+export async function buildFedoraTestRepo(dir: string, opts: { release?: number; serve?: boolean; shape?: RepoShape } = {}): Promise<TestRepo> {
   const release = opts.release ?? 40;
-  const cached = join(CACHE, `f${release}-${inputsHash(release)}`);
+  const shape = opts.shape ?? 'bash';
+  const cached = join(CACHE, `f${release}${shape === 'bash' ? '' : `-${shape}`}-${inputsHash(release, shape)}`);
   if (!existsSync(join(cached, 'fingerprint'))) {
     await mkdir(CACHE, { recursive: true });
     const tmp = await mkdtemp(join(CACHE, 'build-'));
     try {
-      await build(tmp, stageHost(), release);
+      await build(tmp, stageHost(shape), release, shape);
       await rename(tmp, cached).catch(async (e: NodeJS.ErrnoException) => {
         if (e.code !== 'ENOTEMPTY' && e.code !== 'EEXIST') throw e; // a parallel build won the race
       });
