@@ -95,7 +95,7 @@ export function tarEntry(h: Header): TreeEntry {
  *   else for await (const _ of data);
  * }
  */
-export async function* readTar(input: Readable | AsyncIterable<Buffer> | Iterable<Buffer>): AsyncGenerator<{ entry: TreeEntry; data: AsyncIterable<Buffer> }> {
+export async function* readTar(input: Readable | AsyncIterable<Buffer> | Iterable<Buffer>, opts: { hint?: string } = {}): AsyncGenerator<{ entry: TreeEntry; data: AsyncIterable<Buffer> }> {
   const ex = tarExtract();
   const feed = (async () => {
     try {
@@ -122,16 +122,16 @@ export async function* readTar(input: Readable | AsyncIterable<Buffer> | Iterabl
   try {
     for await (const e of ex) yield { entry: tarEntry(e.header), data: e as AsyncIterable<Buffer> };
   } catch (err) {
-    throw corrupt(err);
+    throw corrupt(err, opts.hint);
   } finally {
     ex.destroy();
     await feed;
   }
 }
 
-function corrupt(err: unknown): Error {
+function corrupt(err: unknown, hint = 'the package file is corrupt; remove it from the cache and retry'): Error {
   if (err instanceof NsboxError) return err;
-  return new VerifyError(`cannot read tar archive: ${(err as Error).message}`, { cause: err, hint: 'the package file is corrupt; remove it from the cache and retry' });
+  return new VerifyError(`cannot read tar archive: ${(err as Error).message}`, { cause: err, hint });
 }
 
 /**
