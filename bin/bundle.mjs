@@ -39,10 +39,23 @@ const splitBootstrap = {
   },
 };
 
+// bootstrap/archive/tar.ts replaces tar-stream's pax decoder (binary xattr values); in a
+// bundle, the tar-stream it must patch is the bundled copy, not node_modules': the bundled
+// headers module hands itself over under a global symbol.
+const exposeTarHeaders = {
+  name: 'expose-tar-stream-headers',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]tar-stream[\\/]headers\.js$/ }, (args) => ({
+      contents: `${readFileSync(args.path, 'utf8')}\n;globalThis[Symbol.for('nsbox.tar-stream.headers')] = module.exports;\n`,
+      loader: 'js',
+    }));
+  },
+};
+
 rmSync('dist/cli', { recursive: true, force: true });
 await build({ ...common, entryPoints: ['bin/nsbox.ts'], outfile: 'dist/cli/main.cjs', plugins: [splitBootstrap] });
 const BOOTSTRAP_EXTERNAL = ['koffi', 'zstd-napi', 'node-liblzma', 'listr2', '@inquirer/*', 'openpgp'];
-for (const name of SPLIT) await build({ ...common, packages: undefined, external: BOOTSTRAP_EXTERNAL, entryPoints: [`bin/${name}.ts`], outfile: `dist/cli/${name}.cjs` });
+for (const name of SPLIT) await build({ ...common, packages: undefined, external: BOOTSTRAP_EXTERNAL, plugins: [exposeTarHeaders], entryPoints: [`bin/${name}.ts`], outfile: `dist/cli/${name}.cjs` });
 
 // vm.Script has no dynamic-import hook on Node 20 (and a code-cached script
 // loses the one it was given): external imports become require, which

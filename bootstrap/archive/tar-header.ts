@@ -35,7 +35,7 @@ export interface TarHeader {
   devMinor?: number;
   /** Extended attributes in the order to write them (the writer sorts them by name). */
   xattrs?: Array<[name: string, value: Buffer]>;
-  /** The extended header's own time when the member's is negative (GNU tar: its --mtime, else 0). */
+  /** The extended header's own time (GNU tar: its --mtime when given, else the member's; 0 before 1970). */
   extendedMtime?: number;
 }
 
@@ -153,7 +153,7 @@ export function encodeHeader(h: TarHeader): Buffer {
   });
   if (!records.length) return main;
   const data = Buffer.concat(records);
-  const ext = ustar(paxName(path), { mode: 0o644, uid: 0, gid: 0, size: data.length, mtime: mtime >= 0 ? mtime : (h.extendedMtime ?? 0), typeflag: 0x78 });
+  const ext = ustar(paxName(path), { mode: 0o644, uid: 0, gid: 0, size: data.length, mtime: h.extendedMtime ?? Math.max(0, mtime), typeflag: 0x78 });
   return Buffer.concat([ext, data, Buffer.alloc(padding(data.length)), main]);
 }
 

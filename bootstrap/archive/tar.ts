@@ -21,10 +21,11 @@ const XATTR_PREFIXES = ['SCHILY.xattr.', 'LIBARCHIVE.xattr.'];
  * per byte); every other record decodes exactly as before.
  */
 function patchPaxDecoder(): void {
+  type Headers = { decodePax: ((buf: Buffer) => Record<string, string>) & { nsbox?: true } };
+  // the CLI's bundles carry their own tar-stream, which hands its headers module over (bin/bundle.mjs)
+  const bundled = (globalThis as Record<symbol, unknown>)[Symbol.for('nsbox.tar-stream.headers')] as Headers | undefined;
   const require = createRequire(import.meta.url);
-  const headers = require(require.resolve('tar-stream').replace(/index\.js$/, 'headers.js')) as {
-    decodePax: ((buf: Buffer) => Record<string, string>) & { nsbox?: true };
-  };
+  const headers = bundled ?? (require(require.resolve('tar-stream').replace(/index\.js$/, 'headers.js')) as Headers);
   if (headers.decodePax.nsbox) return;
   const patched = (buf: Buffer): Record<string, string> => {
     const result: Record<string, string> = {};

@@ -130,6 +130,7 @@ export class TreeWriter {
         case 'directory':
           await drain(data);
           this.#directory(parts.join('/'), rel, abs, entry, sgid);
+          if (entry.xattrs) for (const [k, v] of Object.entries(entry.xattrs)) await setXattr(abs, k, v);
           break;
         case 'file':
           await this.#file(abs, entry, data, sgid);

@@ -84,6 +84,8 @@ export async function importImage(source: string | ImportSource, name?: string, 
       layers = r.layers;
     } else {
       const input: Readable = src.path === '-' ? process.stdin : createReadStream(src.path, { highWaterMark: 1 << 20 });
+      // an interruption must not wait for input that may never come (a pipe)
+      opts.signal?.addEventListener('abort', () => input.destroy(new AbortedError()), { once: true });
       const r = await applyArchive(writer, readTar(await decompressStream(input, 'auto'), { hint: HINT }), { whiteouts: false, signal: opts.signal });
       root = r.root;
       entries = r.entries;
@@ -178,9 +180,13 @@ async function applyOci(writer: TreeWriter, src: { path: string; tag?: string; a
   for (const [i, layer] of layers.entries()) {
     if (!LAYER_TYPES.has(layer.mediaType as never)) throw new UsageError(`cannot import \`${where}\`: layer ${i + 1} has the unsupported type \`${layer.mediaType}\``);
     const diff = new HashTap();
-    const plain = await decompressStream(reader.blob(layer), 'auto');
+    const blob = reader.blob(layer);
+    const stop = () => blob.destroy(new AbortedError());
+    opts.signal?.addEventListener('abort', stop, { once: true });
+    const plain = await decompressStream(blob, 'auto');
     plain.on('error', (e) => diff.destroy(e));
     const r = await applyArchive(writer, readTar(plain.pipe(diff), { hint: 'the image is damaged' }), { whiteouts: true, signal: opts.signal });
+    opts.signal?.removeEventListener('abort', stop);
     if (diff.digest() !== diffIds[i]) throw new VerifyError(`cannot import \`${where}\`: layer ${i + 1} does not match its diff_id`, { hint: 'the image is damaged or was tampered with' });
     root = r.root ?? root;
     entries += r.entries;

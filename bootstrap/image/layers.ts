@@ -3,7 +3,8 @@
  * one after the other (image-spec layer.md, "Applying Changesets").
  *
  * Safety, against hostile archives: member paths with `..` and absolute
- * member paths (or hard-link targets) are refused; everything else goes
+ * member paths (or hard-link targets) are refused (`/` alone names the
+ * root, as umoci's layers do); everything else goes
  * through TreeWriter, which resolves parents inside the tree (a symlink
  * such as `x -> /etc`, then `x/passwd`, lands in the tree's own /etc) and
  * never follows a final symlink. Whiteouts resolve the same way.
@@ -53,8 +54,13 @@ export async function applyArchive(
   let entries = 0;
   for await (const { entry, data } of members) {
     opts.signal?.throwIfAborted();
-    if (entry.path.startsWith('/')) throw hostile(entry.path, 'absolute path in the archive');
+    // `/` alone is the root (umoci writes it so); an absolute path to anything else is refused
+    if (entry.path.startsWith('/') && /[^/.]/.test(entry.path)) throw hostile(entry.path, 'absolute path in the archive');
     if (entry.kind === 'hardlink' && (entry.linkTarget ?? '').startsWith('/')) throw hostile(entry.path, `hard link to an absolute path \`${entry.linkTarget}\``);
+    // names are read as UTF-8; one that is not would be written under a mangled name
+    if (entry.path.includes('\uFFFD') || entry.linkTarget?.includes('\uFFFD')) {
+      throw new VerifyError(`cannot import \`${entry.path.slice(0, 200)}\`: its name or link target is not UTF-8`, { hint: 'nsbox imports archives whose names are UTF-8; rename the file in the source tree' });
+    }
     const parts = entry.path.split('/').filter((c) => c !== '' && c !== '.');
     if (parts.includes('..') || (entry.kind === 'hardlink' && (entry.linkTarget ?? '').split('/').includes('..'))) throw hostile(entry.path, 'path leaves the tree');
     if (!parts.length) {
