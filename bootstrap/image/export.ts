@@ -21,7 +21,7 @@
  * they are written under a temporary name beside the target and renamed.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, realpathSync, renameSync, rmSync, statSync, createWriteStream } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, openSync, realpathSync, renameSync, rmSync, statSync, createWriteStream } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -112,7 +112,8 @@ function tempBeside(path: string): string {
 async function writeFileAtomic(path: string, source: AsyncIterable<Buffer> | Readable, compression: 'none' | 'gzip' | 'xz' | 'zstd', signal?: AbortSignal): Promise<number> {
   const tmp = tempBeside(path);
   try {
-    const sink = createWriteStream(tmp, { mode: 0o644 });
+    // opened now, not when the stream gets to it: a pipeline that fails first must not create the file after its removal
+    const sink = createWriteStream('', { fd: openSync(tmp, 'wx', 0o644) });
     await pipeline(source, await createCompressor(compression), sink, { signal });
     renameSync(tmp, path);
     return sink.bytesWritten;
@@ -166,6 +167,7 @@ async function exportOci(root: string, t: Extract<OutputTarget, { kind: 'oci' }>
   const fresh = t.archive || !existsSync(t.path);
   const layoutDir = fresh ? mkdtempSync(join(dirname(t.path), `.${basename(t.path)}.nsbox-`)) : t.path;
   try {
+    if (fresh) chmodSync(layoutDir, 0o755);
     const writer = new LayoutWriter(layoutDir);
     writer.init();
     const compression = opts.layerCompression ?? 'gzip';

@@ -111,7 +111,7 @@ export class LayoutWriter {
     const tmp = join(this.dir, 'blobs', 'sha256', `.nsbox-${process.pid}-${Math.random().toString(36).slice(2, 8)}.tmp`);
     const tap = new HashTap();
     try {
-      const streams = [...stages, tap, createWriteStream(tmp, { mode: 0o644 })] as unknown as ReadonlyArray<NodeJS.ReadableStream | NodeJS.WritableStream | NodeJS.ReadWriteStream>;
+      const streams = [...stages, tap, createWriteStream('', { fd: openSync(tmp, 'wx', 0o644) })] as unknown as ReadonlyArray<NodeJS.ReadableStream | NodeJS.WritableStream | NodeJS.ReadWriteStream>;
       await pipeline(streams, { signal });
       const digest = tap.digest();
       renameSync(tmp, join(this.dir, 'blobs', 'sha256', digest.slice(7)));

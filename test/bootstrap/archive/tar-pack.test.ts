@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { createWriteStream, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { createWriteStream, openSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { encodeHeader, trailer } from '../../../bootstrap/archive/tar-header.js';
@@ -19,7 +19,7 @@ function gnuTar(dir: string, out: string, clamp?: number): void {
 
 async function ours(dir: string, out: string, opts: Parameters<typeof packTree>[1] = {}) {
   const { stream, stats } = packTree(dir, opts);
-  await pipeline(stream, createWriteStream(out));
+  await pipeline(stream, createWriteStream('', { fd: openSync(out, 'w') }));
   return stats;
 }
 

@@ -266,6 +266,13 @@ describe('nsbox export and nsbox import', function () {
       assert.match(r.stderr, re);
       assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
     }
+    const odd = join(tmp.dir, 'odd');
+    mkdirSync(odd);
+    writeFileSync(join(odd, '.wh.x'), '');
+    const wh = nsbox(['export', odd, `oci-archive:${join(tmp.dir, 'odd.tar')}`]);
+    assert.equal(wh.status, 1, wh.stderr);
+    assert.match(wh.stderr, /^nsbox: cannot export `\.wh\.x` into an OCI layer: names beginning with `\.wh\.` mark deletions there \(rename or remove it/);
+    rmSync(odd, { recursive: true });
     const half = join(tmp.dir, 'half');
     mkdirSync(half);
     writeFileSync(join(half, '.nsbox-bootstrap.json'), JSON.stringify({ tool: 'nsbox', version: 1, state: 'incomplete', recipe: {}, started: '' }));
