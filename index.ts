@@ -25,6 +25,29 @@ export { recipes, extend, RecipeError, PostStepError, DEFAULT_SSH_PORT } from '.
 export type { Recipe, PostStep, Distribution, BootstrapOptions, BootstrapResult } from './bootstrap/recipe.js';
 export type { ProgressEvent, PhaseEvent, DownloadEvent, ItemEvent, CountEvent, LogEvent, Phase } from './bootstrap/progress.js';
 export { NsboxError, UsageError, SetupError, NetworkError, VerifyError, AbortedError, formatError } from './errors.js';
+export type { ExportOptions, ExportResult } from './bootstrap/image/export.js';
+export type { ImportOptions, ImportResult } from './bootstrap/image/import.js';
+
+/**
+ * Writes a tree to a tar, squashfs or OCI image, chosen by `out`'s name
+ * (`x.tar.zst`, `x.squashfs`, `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`).
+ *
+ * @example
+ * await exportTree('/srv/web', 'oci-archive:/tmp/web.tar:v1', { cmd: ['/usr/sbin/nginx', '-g', 'daemon off;'] });
+ */
+export async function exportTree(dir: string, out: string, options: import('./bootstrap/image/export.js').ExportOptions = {}): Promise<import('./bootstrap/image/export.js').ExportResult> {
+  return (await import('./bootstrap/image/export.js')).exportTree(dir, out, options);
+}
+
+/**
+ * Unpacks a tar or OCI image into /var/lib/machines/NAME (run it with `run` and `-M`, or by its path).
+ *
+ * @example
+ * const { path } = await importImage('oci:/tmp/debian:12', 'debian12');
+ */
+export async function importImage(source: string, name?: string, options: import('./bootstrap/image/import.js').ImportOptions = {}): Promise<import('./bootstrap/image/import.js').ImportResult> {
+  return (await import('./bootstrap/image/import.js')).importImage(source, name, options);
+}
 
 /**
  * Builds a tree from a recipe into `dir`. The recipe is validated first

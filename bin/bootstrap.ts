@@ -4,13 +4,16 @@
  * `bootstrap()` with a progress renderer, Ctrl-C/SIGTERM as an AbortSignal,
  * and one summary line at the end.
  */
-import { writeSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { existsSync, mkdtempSync, rmSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join, resolve } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { AbortedError, UsageError } from '../errors.js';
 import type { BootstrapResult, Recipe } from '../bootstrap/recipe.js';
 import { addPostFlags, answersFromFlags, applyAnswers, checkAnswers, requireAnswers, startCommand, type Answers } from './post-flags.js';
 import { isatty } from '../runtime/isatty.js';
+import type { OutputTarget } from '../bootstrap/image/spec.js';
+import { withSignals } from './signals.js';
 
 /** The flags as commander hands them over (`--no-verify` → verify: false). */
 export interface BootstrapFlags extends Record<string, unknown> {
@@ -30,6 +33,8 @@ export interface BootstrapFlags extends Record<string, unknown> {
   updates?: boolean;
   ignoreValidUntil?: boolean;
   cacheDir?: string;
+  /** Export the finished tree there (bootstrap/image/spec.ts names). */
+  output?: string;
   stageCache?: boolean;
   force?: boolean;
   yes?: boolean;
@@ -50,7 +55,7 @@ export function bootstrapCommand(): Command {
         'file (./name.recipe.mjs) whose default export is a recipe; flags override its fields.',
     )
     .argument('<distro>', 'debian, fedora, or a recipe file path')
-    .argument('<dir>', 'target directory (created; an interrupted nsbox bootstrap there is started over)')
+    .argument('[dir]', 'target directory (created; an interrupted nsbox bootstrap there is started over); with --output it may be left out: the tree is then built in a temporary directory beside OUT and removed after the export')
     .option('-r, --release <suite>', 'release codename or alias (debian: trixie, bookworm, forky, sid, stable, oldstable, testing, unstable; default: current stable); fedora: N or rawhide (default: the newest release)')
     .option('--variant <variant>', 'package selection: minbase, important, boot, buildd (debian, default: minbase); minimal, boot (fedora, default: minimal)')
     .option('--arch <arch>', "distribution architecture (default: the host's, e.g. amd64)")
@@ -64,6 +69,7 @@ export function bootstrapCommand(): Command {
     .option('--no-verify', 'skip signature checks (DANGEROUS: anyone on the network path can change the tree)')
     .option('--no-updates', 'leave out the -updates and -security suites of stable releases')
     .option('--ignore-valid-until', 'accept a Release file past its Valid-Until date (stale mirrors, snapshots)')
+    .option('--output <out>', 'also write the finished tree to OUT, by its name: *.tar, *.tar.gz, *.tar.xz, *.tar.zst, *.squashfs, oci:DIR[:TAG] or oci-archive:FILE.tar[:TAG] (see nsbox export --help; reproducible with SOURCE_DATE_EPOCH)')
     .option('--cache-dir <dir>', 'download cache (default: /var/cache/nsbox)')
     .option('--no-stage-cache', "neither reuse nor keep cached stages (debian: the essential set as installed by dpkg; fedora: the files the tree's rpm needs to run)")
     .option('--force', 'write into a non-empty directory nsbox did not create, or over a finished tree')
@@ -80,6 +86,7 @@ export function bootstrapCommand(): Command {
         '  nsbox bootstrap debian /srv/bookworm --release bookworm --variant boot --include openssh-server\n' +
         '  nsbox bootstrap fedora /srv/f40 --release 40 --variant boot\n' +
         '  nsbox bootstrap ./web.recipe.mjs /srv/web --yes\n' +
+        '  SOURCE_DATE_EPOCH=$(date -d 2025-01-01 +%s) nsbox bootstrap debian --release bookworm --output oci-archive:bookworm.tar:12\n' +
         '\nExit status: 0 done, 1 failure, 2 bad usage, 4 network, 5 signature or checksum, 130 interrupted.\n',
     )
     .exitOverride()
@@ -126,7 +133,7 @@ async function baseRecipe(distro: string): Promise<Recipe> {
 export async function main(argv: string[]): Promise<number> {
   const cmd = bootstrapCommand();
   let distro: string;
-  let dir: string;
+  let dir: string | undefined;
   let flags: BootstrapFlags;
   try {
     cmd.parse(argv, { from: 'user' });
@@ -139,6 +146,31 @@ export async function main(argv: string[]): Promise<number> {
     }
     throw err;
   }
+  // --output is checked (format, its directory) before anything is downloaded
+  const output = flags.output === undefined ? undefined : (await import('../bootstrap/image/spec.js')).parseOutput(flags.output);
+  if (dir === undefined) {
+    if (!output) throw new UsageError('missing the target directory DIR', { hint: 'nsbox bootstrap DISTRO DIR, or nsbox bootstrap DISTRO --output OUT' });
+    if (output.path !== '-' && !existsSync(dirname(output.path))) throw new UsageError(`cannot write \`${output.path}\`: directory \`${dirname(output.path)}\` does not exist`);
+  }
+  // Without DIR, a temporary tree beside OUT, named after it (its hostname comes from that name).
+  const scratch = dir === undefined ? mkdtempSync(join(output!.path === '-' ? tmpdir() : dirname(output!.path), '.nsbox-bootstrap-')) : undefined;
+  if (scratch) dir = join(scratch, treeNameFor(output!.path));
+  try {
+    return await bootstrapTo(distro, dir!, flags, output, !scratch);
+  } finally {
+    if (scratch) rmSync(scratch, { recursive: true, force: true });
+  }
+}
+
+/** The temporary tree's name: OUT's base name without extensions and tag (`bookworm.tar.zst` → `bookworm`). */
+function treeNameFor(path: string): string {
+  return basename(path).replace(/(\.(tar|tgz|txz|tzst|gz|xz|zst|zstd|squashfs|sqfs|oci))+$/, '') || 'tree';
+}
+
+async function bootstrapTo(distro: string, dir: string, flags: BootstrapFlags, output: OutputTarget | undefined, keep: boolean): Promise<number> {
+  // a tar on stdout owns stdout: progress and summaries go to stderr, or nowhere
+  const out = output?.path === '-' ? 2 : 1;
+  if (out === 2 && flags.json) throw new UsageError('cannot combine --json with --output -: both write to stdout', { hint: 'write the tar to a file, or leave out --json' });
   let answers = answersFromFlags(flags);
   checkAnswers(answers);
   if (!flags.yes && !flags.json && isatty(0) && isatty(1)) {
@@ -161,7 +193,7 @@ export async function main(argv: string[]): Promise<number> {
   const job = await prepareBootstrap(recipe, dir, {
     cacheDir: flags.cacheDir, force: flags.force, ignoreValidUntil: flags.ignoreValidUntil, stageCache: flags.stageCache !== false, signal: ac.signal,
   });
-  const renderer = await createRenderer(flags.json ? 'json' : flags.quiet ? 'quiet' : 'tasks', { verbose: !!flags.debug });
+  const renderer = await createRenderer(flags.json ? 'json' : flags.quiet || out === 2 ? 'quiet' : 'tasks', { verbose: !!flags.debug });
   let signals = 0;
   const onSignal = (sig: NodeJS.Signals) => {
     if (++signals > 1) {
@@ -199,11 +231,18 @@ export async function main(argv: string[]): Promise<number> {
   } else if (!flags.quiet) {
     const n = Object.keys(result.packages).length;
     writeSync(
-      1,
+      out,
       `Bootstrapped ${result.distribution} ${result.release} (${result.variant}, ${result.arch}) in ${result.dir}: ${n} packages; ` +
         `downloaded ${formatBytes(result.downloadedBytes)} in ${result.downloadedFiles} files, ${result.cachedFiles} files from the cache; ${seconds.toFixed(1)} s\n`,
     );
-    writeSync(1, `Start it with: ${startCommand(result.dir, { ...recipe, variant: result.variant })}\n`);
+    if (keep) writeSync(out, `Start it with: ${startCommand(result.dir, { ...recipe, variant: result.variant })}\n`);
+  }
+  if (output) {
+    const { exportTree } = await import('../bootstrap/image/export.js');
+    const { describeExport } = await import('./export.js');
+    const exported = await withSignals((signal) => exportTree(result.dir, output, { signal }));
+    if (flags.json) writeSync(1, `${JSON.stringify({ type: 'export', tree: result.dir, ...exported })}\n`);
+    else if (!flags.quiet) writeSync(out, `${describeExport(keep ? result.dir : 'the new tree', exported)}\n`);
   }
   return 0;
 }

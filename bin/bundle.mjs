@@ -28,24 +28,39 @@ const common = {
   logLevel: 'warning',
 };
 
-// bin/nsbox.ts imports './bootstrap.js' lazily: point it at the second bundle.
+// bin/nsbox.ts imports './bootstrap.js' (and the image commands, './export.js'
+// and './import.js') lazily: point each at a bundle of its own.
+const SPLIT = ['bootstrap', 'export', 'import'];
 const splitBootstrap = {
   name: 'split-bootstrap',
   setup(b) {
-    b.onResolve({ filter: /^\.\/bootstrap\.js$/ }, (args) =>
-      args.importer.endsWith('bin/nsbox.ts') ? { path: './bootstrap.cjs', external: true } : undefined);
+    b.onResolve({ filter: /^\.\/(bootstrap|export|import)\.js$/ }, (args) =>
+      args.importer.endsWith('bin/nsbox.ts') ? { path: args.path.replace(/\.js$/, '.cjs'), external: true } : undefined);
+  },
+};
+
+// bootstrap/archive/tar.ts replaces tar-stream's pax decoder (binary xattr values); in a
+// bundle, the tar-stream it must patch is the bundled copy, not node_modules': the bundled
+// headers module hands itself over under a global symbol.
+const exposeTarHeaders = {
+  name: 'expose-tar-stream-headers',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]tar-stream[\\/]headers\.js$/ }, (args) => ({
+      contents: `${readFileSync(args.path, 'utf8')}\n;globalThis[Symbol.for('nsbox.tar-stream.headers')] = module.exports;\n`,
+      loader: 'js',
+    }));
   },
 };
 
 rmSync('dist/cli', { recursive: true, force: true });
 await build({ ...common, entryPoints: ['bin/nsbox.ts'], outfile: 'dist/cli/main.cjs', plugins: [splitBootstrap] });
 const BOOTSTRAP_EXTERNAL = ['koffi', 'zstd-napi', 'node-liblzma', 'listr2', '@inquirer/*', 'openpgp'];
-await build({ ...common, packages: undefined, external: BOOTSTRAP_EXTERNAL, entryPoints: ['bin/bootstrap.ts'], outfile: 'dist/cli/bootstrap.cjs' });
+for (const name of SPLIT) await build({ ...common, packages: undefined, external: BOOTSTRAP_EXTERNAL, plugins: [exposeTarHeaders], entryPoints: [`bin/${name}.ts`], outfile: `dist/cli/${name}.cjs` });
 
 // vm.Script has no dynamic-import hook on Node 20 (and a code-cached script
 // loses the one it was given): external imports become require, which
 // loads ES modules too since Node 20.19 (listr2 and the prompts are ESM).
-for (const file of ['dist/cli/main.cjs', 'dist/cli/bootstrap.cjs']) {
+for (const file of ['dist/cli/main.cjs', ...SPLIT.map((n) => `dist/cli/${n}.cjs`)]) {
   const text = readFileSync(file, 'utf8').replace(/^#!.*\n/, '');
   // a computed import() (a user's recipe file) goes through the loader's own import(), left under a global symbol
   writeFileSync(file, text.replace(/\bimport\(("[^"]+")\)/g, 'Promise.resolve().then(() => require($1))').replace(/\bimport\((?=[^"'\s])/g, "globalThis[Symbol.for('nsbox.import')]("));
@@ -54,7 +69,7 @@ if (!readFileSync('dist/cli/main.cjs', 'utf8').includes('require("./bootstrap.cj
 
 writeFileSync('dist/cli/nsbox.cjs', `#!/usr/bin/env node
 'use strict';
-// Loads main.cjs (and, for bootstrap, bootstrap.cjs) through V8 code caches
+// Loads main.cjs (and, for bootstrap, export and import, their own bundles) through V8 code caches
 // kept beside them (see bin/bundle.mjs).
 const fs = require('node:fs');
 const path = require('node:path');
@@ -80,7 +95,7 @@ function load(name, parent) {
   const mod = new Module(file, parent);
   mod.filename = file;
   mod.paths = Module._nodeModulePaths(__dirname);
-  const req = (id) => (id === './bootstrap.cjs' ? load('bootstrap.cjs', mod) : mod.require(id));
+  const req = (id) => (${JSON.stringify(SPLIT.map((n) => `./${n}.cjs`))}.includes(id) ? load(id.slice(2), mod) : mod.require(id));
   script.runInThisContext()(mod.exports, req, mod, file, __dirname);
   return mod.exports;
 }

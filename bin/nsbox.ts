@@ -15,6 +15,8 @@ const COMMANDS: Record<string, () => Promise<{ main(argv: string[]): Promise<num
   exec: () => import('./machines.js'),
   activate: () => import('./activate.js'),
   unit: () => import('./unit.js'),
+  export: () => import('./export.js'),
+  import: () => import('./import.js'),
 };
 
 const HELP = `Usage: nsbox COMMAND [OPTIONS]
@@ -24,7 +26,9 @@ Build distribution trees and run them in Linux namespaces.
 Commands:
   bootstrap DISTRO|RECIPE DIR   build a Debian or Fedora tree (nsbox bootstrap --help)
   run [OPTIONS] [COMMAND]       run a command in a tree, or boot it with -b (nsbox run --help)
-  list [--json]                 list running machines
+  export DIR|NAME OUT           write a tree as tar, squashfs or an OCI image (nsbox export --help)
+  import FILE|oci:DIR [NAME]    unpack a tar or OCI image into /var/lib/machines/NAME
+  list [--all] [--json]         list running machines (--all: and the images in /var/lib/machines)
   stop NAME                     power off (booted) or terminate a machine
   shell NAME                    open a login shell in a running machine
   exec NAME -- COMMAND          run a command in a running machine

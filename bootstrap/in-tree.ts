@@ -8,6 +8,7 @@
  */
 import { closeSync, openSync, readSync, fstatSync, writeSync } from 'node:fs';
 import { AbortedError, NsboxError } from '../errors.js';
+import { sourceDateEpoch } from './source-date.js';
 
 let counter = 0;
 
@@ -45,7 +46,7 @@ export async function runInTree(dir: string, command: string[], opts: InTreeOpti
       command,
       machine: `nsbox-bootstrap-${process.pid}-${++counter}`,
       stdio: [devnull, fd, fd],
-      setenv: ['DEBIAN_FRONTEND=noninteractive', 'DEBCONF_NONINTERACTIVE_SEEN=true', 'LC_ALL=C.UTF-8', 'LANGUAGE=C.UTF-8', 'LANG=C.UTF-8', ...(opts.setenv ?? [])],
+      setenv: ['DEBIAN_FRONTEND=noninteractive', 'DEBCONF_NONINTERACTIVE_SEEN=true', 'LC_ALL=C.UTF-8', 'LANGUAGE=C.UTF-8', 'LANG=C.UTF-8', ...sourceDate(), ...(opts.setenv ?? [])],
       bindRo: opts.bindRo,
       // durability comes from the one syncfs before the tree is marked complete (bootstrap/sync.ts),
       // not from rpm's syncfs after its transaction and sqlite's fdatasync per package
@@ -73,6 +74,12 @@ export async function runInTree(dir: string, command: string[], opts: InTreeOpti
       hint: `the full log is ${opts.logFile}`,
     });
   }
+}
+
+/** SOURCE_DATE_EPOCH passed on to the tree's package scripts, as mmdebstrap passes its environment on (shadow's dates, for one, follow it). */
+function sourceDate(): string[] {
+  const v = sourceDateEpoch();
+  return v === undefined ? [] : [`SOURCE_DATE_EPOCH=${v}`];
 }
 
 /** The last `n` non-empty lines written to `file` after byte `from`. */

@@ -23,6 +23,7 @@ import { HttpClient } from './http.js';
 import type { Phase } from './progress.js';
 import type { BootstrapOptions, BootstrapResult, Distribution, Recipe } from './recipe.js';
 import { beginTree, finishTree, inspectTree } from './tree-state.js';
+import { sourceDateEpoch } from './source-date.js';
 import { chmod } from 'node:fs/promises';
 
 export type { BootstrapOptions, BootstrapResult, Recipe, PostStep } from './recipe.js';
@@ -77,6 +78,7 @@ export interface PreparedBootstrap {
  */
 export async function prepareBootstrap(recipe: Recipe, dir: string, options: BootstrapOptions = {}): Promise<PreparedBootstrap> {
   const target = resolvePath(dir);
+  sourceDateEpoch(); // a malformed SOURCE_DATE_EPOCH fails now, not in the tree's package scripts
   if (process.getuid?.() !== 0) throw new SetupError('cannot bootstrap: nsbox bootstrap needs root (it sets file owners and runs dpkg in namespaces)', { hint: 'run it with sudo' });
   const load = ENGINES[recipe.distribution as Distribution];
   if (!load) throw new UsageError(`unknown distribution \`${recipe.distribution}\``, { hint: `known distributions: ${DISTRIBUTIONS.join(', ')}` });

@@ -18,6 +18,7 @@
 import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { NsboxError, UsageError } from '../errors.js';
+import { recordedNow } from './source-date.js';
 
 export const MARKER = '.nsbox-bootstrap.json';
 export const RECORD = 'var/lib/nsbox/bootstrap.json';
@@ -104,7 +105,7 @@ export async function beginTree(dir: string, recipe: RecipeSummary, opts: { forc
     if (opts.restart ?? true) await clearIncompleteTree(dir);
   }
   await mkdir(dir, { recursive: true });
-  const record: BootstrapRecord = { tool: 'nsbox', version: 1, state: 'incomplete', recipe, started: new Date().toISOString(), pid: process.pid };
+  const record: BootstrapRecord = { tool: 'nsbox', version: 1, state: 'incomplete', recipe, started: recordedNow().toISOString(), pid: process.pid };
   await writeAtomic(join(dir, MARKER), record);
   return record;
 }
@@ -119,7 +120,7 @@ export async function beginTree(dir: string, recipe: RecipeSummary, opts: { forc
 export async function finishTree(dir: string): Promise<BootstrapRecord> {
   const marker = await readRecord(join(dir, MARKER));
   if (!marker) throw new NsboxError(`cannot finish \`${dir}\`: it is not a bootstrap in progress (no ${MARKER})`);
-  const record: BootstrapRecord = { ...marker, state: 'complete', finished: new Date().toISOString() };
+  const record: BootstrapRecord = { ...marker, state: 'complete', finished: recordedNow().toISOString() };
   delete record.pid;
   await mkdir(join(dir, 'var/lib/nsbox'), { recursive: true, mode: 0o755 });
   await writeAtomic(join(dir, RECORD), record);

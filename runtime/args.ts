@@ -129,8 +129,9 @@ export const RUN_HELP = `Usage: nsbox run [OPTIONS] [--] [COMMAND [ARGS...]]
 Run a command (default: root's login shell) in a distribution tree, isolated
 in new PID, mount, IPC, UTS and cgroup namespaces, as systemd-nspawn does.
 
-  -D, --directory=DIR        tree to run (default: the current directory)
-  -M, --machine=NAME         machine name (default: the directory's name)
+  -D, --directory=DIR        tree to run (default: the image -M names, else the current directory)
+  -M, --machine=NAME         machine name (default: the directory's name); without -D, runs the
+                             image NAME from /var/lib/machines (nsbox import, nsbox list --all)
       --hostname=NAME        hostname inside (default: the machine name)
   -b, --boot                 boot the tree's init; ARGS go to init (e.g. 3)
       --capability=CAPS      add capabilities (comma-separated, or "all")

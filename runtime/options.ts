@@ -7,15 +7,16 @@ import { basename, isAbsolute, resolve } from 'node:path';
 import { UsageError } from '../errors.js';
 import { DEFAULT_CAPS, parseCapabilities, CAPABILITIES } from './caps.js';
 import { normalizeNetwork, type NetworkInput, type NetworkOptions } from './net/spec.js';
+import { findImage, IMAGE_DIRS } from './images.js';
 
 export type ConsoleMode = 'interactive' | 'read-only' | 'passive' | 'pipe';
 export type LinkJournal = 'no' | 'host' | 'guest' | 'try-host' | 'try-guest' | 'auto';
 
 /** What a caller may pass: every field optional, strings as on the command line. */
 export interface RunInput extends NetworkInput {
-  /** Tree to run (`-D`); default: the current directory. */
+  /** Tree to run (`-D`); default: the image named by `machine`, else the current directory. */
   directory?: string;
-  /** Machine name (`-M`); default: the directory's name. */
+  /** Machine name (`-M`); default: the directory's name. Without `directory`, the image of that name (/var/lib/machines/NAME). */
   machine?: string;
   /** Hostname inside (`--hostname`); default: the machine name. */
   hostname?: string;
@@ -204,6 +205,12 @@ function parseUserns(value: string | undefined, ownershipIn: string | undefined)
   return { mode: 'fixed', shift, count, ownership };
 }
 
+function imageDirectory(name: string): string {
+  const found = findImage(name);
+  if (!found) throw new UsageError(`cannot run \`${name}\`: no machine image of that name in ${IMAGE_DIRS.join(', ')}`, { hint: 'import one with `nsbox import FILE NAME`, or pass the tree with -D DIR' });
+  return found;
+}
+
 function parseTmpfs(spec: string): TmpfsSpec {
   const i = spec.indexOf(':');
   const dest = i < 0 ? spec : spec.slice(0, i);
@@ -232,7 +239,8 @@ function parseEnv(setenv: RunInput['setenv']): string[] {
  * normalizeRunOptions({ directory: '/srv/deb', command: ['/bin/true'] }, { isTTY: false })
  */
 export function normalizeRunOptions(input: RunInput, ctx: { isTTY: boolean; cwd?: string }): RunOptions {
-  const directory = resolve(ctx.cwd ?? process.cwd(), input.directory ?? '.');
+  // -M NAME without -D runs the image of that name, as systemd-nspawn does (runtime/images.ts)
+  const directory = input.directory === undefined && input.machine !== undefined ? imageDirectory(input.machine) : resolve(ctx.cwd ?? process.cwd(), input.directory ?? '.');
   let st;
   try {
     st = statSync(directory);

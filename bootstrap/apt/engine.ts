@@ -63,6 +63,7 @@ import { relations, Universe, type PackageInfo } from './universe.js';
 import { appliesTo } from './relations.js';
 import { allowServices, cleanTree, prepareTree, preventServices } from './tree-setup.js';
 import { archiveUrl, isArchiveUrl } from './url.js';
+import { sourceDateEpoch } from '../source-date.js';
 import {
   DEBIAN_KEYRING, DEFAULT_RELEASE, DEFAULT_VARIANT, chooseMirrors, debianArch, findRelease, findVariant,
   releaseFromArchive, renderSources, selectionFor, suitesFor, type ChosenMirrors, type DebianRelease, type SuiteSource,
@@ -331,6 +332,8 @@ class DebianEngine implements Engine {
       this.#stageKey = stageKey({
         stage: `debian-essential-${STAGE_VERSION}`, arch: this.#plan.arch, core: CORE_FIRST,
         packages: essential.map((p) => [p.name, p.version, p.sha256]),
+        // the package scripts see it: a stage built under one date is not the stage of another
+        sourceDateEpoch: sourceDateEpoch(),
       });
       let meta: StageMeta | undefined;
       try {

@@ -1,13 +1,17 @@
 /**
- * The two file-system calls Node does not have: mknod(2) (device nodes and
- * FIFOs) and lsetxattr(2) (file capabilities, SELinux labels). Loaded through
- * koffi only when an archive contains such an entry.
+ * The file-system calls Node does not have: mknod(2) (device nodes and
+ * FIFOs), lsetxattr(2) (file capabilities, SELinux labels) and, for the tar
+ * writer, llistxattr(2)/lgetxattr(2). Loaded through koffi only when an
+ * archive needs them.
  */
 import os from 'node:os';
 
 type Libc = {
   mknod: (path: string, mode: number, dev: bigint) => number;
   lsetxattr: (path: string, name: string, value: Buffer, size: number, flags: number) => number;
+  /** Paths as NUL-terminated buffers: a tree's names need not be UTF-8. */
+  llistxattr: (path: Buffer, list: Buffer | null, size: number) => number;
+  lgetxattr: (path: Buffer, name: Buffer, value: Buffer | null, size: number) => number;
   errno: () => number;
 };
 
@@ -20,6 +24,8 @@ function load(): Promise<Libc> {
     return {
       mknod: lib.func('int mknod(const char *path, uint32_t mode, uint64_t dev)') as Libc['mknod'],
       lsetxattr: lib.func('int lsetxattr(const char *path, const char *name, const void *value, size_t size, int flags)') as Libc['lsetxattr'],
+      llistxattr: lib.func('long llistxattr(const uint8_t *path, _Out_ uint8_t *list, size_t size)') as Libc['llistxattr'],
+      lgetxattr: lib.func('long lgetxattr(const uint8_t *path, const uint8_t *name, _Out_ uint8_t *value, size_t size)') as Libc['lgetxattr'],
       errno: () => koffi.errno(),
     };
   });
@@ -66,4 +72,57 @@ export async function mknod(path: string, type: number, perm: number, major = 0,
 export async function setXattr(path: string, name: string, value: Buffer): Promise<void> {
   const c = await load();
   if (c.lsetxattr(path, name, value, value.length, 0) !== 0) throw errnoError(`setxattr ${name}`, path, c.errno());
+}
+
+/** Reads every extended attribute of a path (not following a final symlink), names sorted; see loadXattrReader. */
+export type XattrReader = (path: Buffer) => Array<[name: string, value: Buffer]>;
+
+/**
+ * A synchronous reader of extended attributes (llistxattr + lgetxattr):
+ * the tar writer calls it once per entry, so it must not cost a thread-pool
+ * round trip. A file system without xattr support reads as none.
+ *
+ * @example
+ * const read = await loadXattrReader();
+ * read(Buffer.from('/srv/tree/usr/bin/ping')) // [['security.capability', <Buffer 01 00 00 02 …>]]
+ */
+export async function loadXattrReader(): Promise<XattrReader> {
+  const c = await load();
+  let list = Buffer.alloc(4096);
+  let value = Buffer.alloc(4096);
+  return (path) => {
+    const p = Buffer.concat([path, Buffer.from([0])]);
+    let n = c.llistxattr(p, list, list.length);
+    if (n < 0) {
+      const errno = c.errno();
+      if (errno === os.constants.errno.ERANGE) {
+        list = Buffer.alloc(Math.max(c.llistxattr(p, null, 0), list.length * 2));
+        n = c.llistxattr(p, list, list.length);
+      } else if (errno === os.constants.errno.ENOTSUP || errno === os.constants.errno.ENOENT) return [];
+      if (n < 0) throw errnoError('llistxattr', path.toString(), c.errno());
+    }
+    if (n === 0) return [];
+    const names: Buffer[] = [];
+    for (let i = 0; i < n;) {
+      const end = list.indexOf(0, i);
+      if (end < 0 || end >= n) break;
+      if (end > i) names.push(Buffer.from(list.subarray(i, end + 1)));
+      i = end + 1;
+    }
+    names.sort(Buffer.compare);
+    const out: Array<[string, Buffer]> = [];
+    for (const name of names) {
+      let m = c.lgetxattr(p, name, value, value.length);
+      if (m < 0 && c.errno() === os.constants.errno.ERANGE) {
+        value = Buffer.alloc(Math.max(c.lgetxattr(p, name, null, 0), value.length * 2));
+        m = c.lgetxattr(p, name, value, value.length);
+      }
+      if (m < 0) {
+        if (c.errno() === os.constants.errno.ENODATA) continue; // removed between the two calls
+        throw errnoError(`getxattr ${name.subarray(0, -1).toString()}`, path.toString(), c.errno());
+      }
+      out.push([name.subarray(0, -1).toString('latin1'), Buffer.from(value.subarray(0, m))]);
+    }
+    return out;
+  };
 }

@@ -21,10 +21,11 @@ const XATTR_PREFIXES = ['SCHILY.xattr.', 'LIBARCHIVE.xattr.'];
  * per byte); every other record decodes exactly as before.
  */
 function patchPaxDecoder(): void {
+  type Headers = { decodePax: ((buf: Buffer) => Record<string, string>) & { nsbox?: true } };
+  // the CLI's bundles carry their own tar-stream, which hands its headers module over (bin/bundle.mjs)
+  const bundled = (globalThis as Record<symbol, unknown>)[Symbol.for('nsbox.tar-stream.headers')] as Headers | undefined;
   const require = createRequire(import.meta.url);
-  const headers = require(require.resolve('tar-stream').replace(/index\.js$/, 'headers.js')) as {
-    decodePax: ((buf: Buffer) => Record<string, string>) & { nsbox?: true };
-  };
+  const headers = bundled ?? (require(require.resolve('tar-stream').replace(/index\.js$/, 'headers.js')) as Headers);
   if (headers.decodePax.nsbox) return;
   const patched = (buf: Buffer): Record<string, string> => {
     const result: Record<string, string> = {};
@@ -95,7 +96,7 @@ export function tarEntry(h: Header): TreeEntry {
  *   else for await (const _ of data);
  * }
  */
-export async function* readTar(input: Readable | AsyncIterable<Buffer> | Iterable<Buffer>): AsyncGenerator<{ entry: TreeEntry; data: AsyncIterable<Buffer> }> {
+export async function* readTar(input: Readable | AsyncIterable<Buffer> | Iterable<Buffer>, opts: { hint?: string } = {}): AsyncGenerator<{ entry: TreeEntry; data: AsyncIterable<Buffer> }> {
   const ex = tarExtract();
   const feed = (async () => {
     try {
@@ -122,16 +123,16 @@ export async function* readTar(input: Readable | AsyncIterable<Buffer> | Iterabl
   try {
     for await (const e of ex) yield { entry: tarEntry(e.header), data: e as AsyncIterable<Buffer> };
   } catch (err) {
-    throw corrupt(err);
+    throw corrupt(err, opts.hint);
   } finally {
     ex.destroy();
     await feed;
   }
 }
 
-function corrupt(err: unknown): Error {
+function corrupt(err: unknown, hint = 'the package file is corrupt; remove it from the cache and retry'): Error {
   if (err instanceof NsboxError) return err;
-  return new VerifyError(`cannot read tar archive: ${(err as Error).message}`, { cause: err, hint: 'the package file is corrupt; remove it from the cache and retry' });
+  return new VerifyError(`cannot read tar archive: ${(err as Error).message}`, { cause: err, hint });
 }
 
 /**

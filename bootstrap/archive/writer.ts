@@ -21,7 +21,7 @@
  */
 import {
   constants as C, readFileSync, lstatSync, mkdirSync, openSync, readdirSync, readlinkSync, rmdirSync, symlinkSync, unlinkSync, linkSync,
-  lutimesSync, lchownSync, utimesSync, chmodSync, chownSync, fchownSync, fchmodSync, futimesSync, closeSync, type Stats,
+  lutimesSync, lchownSync, utimesSync, chmodSync, chownSync, fchownSync, fchmodSync, futimesSync, closeSync, rmSync, type Stats,
 } from 'node:fs';
 import { join } from 'node:path';
 import { NsboxError, VerifyError } from '../../errors.js';
@@ -130,6 +130,7 @@ export class TreeWriter {
         case 'directory':
           await drain(data);
           this.#directory(parts.join('/'), rel, abs, entry, sgid);
+          if (entry.xattrs) for (const [k, v] of Object.entries(entry.xattrs)) await setXattr(abs, k, v);
           break;
         case 'file':
           await this.#file(abs, entry, data, sgid);
@@ -189,6 +190,50 @@ export class TreeWriter {
     }
     this.#dirTimes = [];
     return [...this.#written];
+  }
+
+  /**
+   * Where archive path `path` lands, relative to the root: its parents
+   * resolved inside the tree as add() resolves them (missing ones are
+   * created), the last component not followed unless `dir` says it is a
+   * directory to enter. '' is the root.
+   *
+   * @example
+   * w.locate('./bin/ls') // 'usr/bin/ls' in a merged-/usr tree
+   */
+  locate(path: string, opts: { dir?: boolean } = {}): string {
+    const parts = entryComponents(path);
+    if (!parts.length) return '';
+    try {
+      if (opts.dir) return this.#resolveDir(parts);
+      const parent = this.#resolveDir(parts.slice(0, -1));
+      return parent ? `${parent}/${parts[parts.length - 1]}` : parts[parts.length - 1];
+    } catch (err) {
+      throw this.#wrap(path, err);
+    }
+  }
+
+  /**
+   * Removes what is at tree-relative `rel` (from locate()), a directory with
+   * everything in it, a symlink itself and never its target. For layer
+   * whiteouts. Returns whether anything was there.
+   */
+  removeLocated(rel: string): boolean {
+    if (!rel) throw new NsboxError(`cannot remove the root of \`${this.root}\``);
+    const abs = this.#abs(rel);
+    const st = lstatSync(abs, { throwIfNoEntry: false });
+    if (!st) return false;
+    if (st.isDirectory()) {
+      rmSync(abs, { recursive: true, force: true });
+      // cached resolutions below it (and pending directory times) are stale now
+      this.#dirs.clear();
+      this.#dirs.set('', '');
+      this.#dirTimes = this.#dirTimes.filter(([p]) => p !== abs && !p.startsWith(`${abs}/`));
+      for (const s of this.#sgid) if (s === rel || s.startsWith(`${rel}/`)) this.#sgid.delete(s);
+    } else {
+      unlinkSync(abs);
+    }
+    return true;
   }
 
   #abs(rel: string): string {

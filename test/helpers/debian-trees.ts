@@ -89,3 +89,32 @@ export function removeTree(dir: string): void {
   execFileSync('sleep', ['0.5']);
   rmSync(dir, { recursive: true, force: true });
 }
+
+/**
+ * A fresh copy of a minbase `suite` tree, built once by nsbox's own Debian
+ * engine (mmdebstrap when that fails, with a warning) and cached beside the
+ * boot trees.
+ */
+export async function minbaseTree(suite: string): Promise<string> {
+  mkdirSync(CACHE, { recursive: true });
+  const tarball = join(CACHE, `${suite}-minbase-nsbox.tar`);
+  if (!existsSync(tarball) || Date.now() - statSync(tarball).mtimeMs >= WEEK) {
+    const build = mkdtempSync(join(tmpdir(), `nsbox-build-${suite}-`));
+    try {
+      const { bootstrap } = await import('../../index.js');
+      await bootstrap({ distribution: 'debian', release: suite, variant: 'minbase' }, join(build, 'minbase'), { force: true });
+      execFileSync('tar', ['-C', join(build, 'minbase'), '--xattrs', '--numeric-owner', '-cf', `${tarball}.${process.pid}.tmp`, '.']);
+    } catch (e) {
+      process.stderr.write(`\n  WARNING: nsbox's engine could not build the ${suite} minbase test tree (${(e as Error).message.split('\n')[0]}); using mmdebstrap\n`);
+      execFileSync('mmdebstrap', ['--quiet', '--variant=minbase', suite, `${tarball}.${process.pid}.tmp.tar`, hostMirror()], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 20 * 60_000 });
+      renameSync(`${tarball}.${process.pid}.tmp.tar`, `${tarball}.${process.pid}.tmp`);
+    } finally {
+      rmSync(build, { recursive: true, force: true });
+    }
+    renameSync(`${tarball}.${process.pid}.tmp`, tarball);
+  }
+  const dir = mkdtempSync(join(tmpdir(), `nsbox-minbase-${suite}-`));
+  chmodSync(dir, 0o755);
+  execFileSync('tar', ['-C', dir, '--xattrs', '-xpf', tarball]);
+  return dir;
+}
