@@ -53,6 +53,8 @@ export class Arrivals<K, V> {
   }
 
   wait(key: K): Promise<V> {
+    // after stop, a value that has not arrived never will
+    if (this.#stop.signal.aborted && !this.#values.has(key)) return Promise.reject(this.#stop.signal.reason);
     return this.#deferred(key).promise;
   }
 

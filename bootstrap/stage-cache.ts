@@ -23,7 +23,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { lstat, mkdir, readFile, readdir, readlink, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readFile, readdir, readlink, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { pack as tarPack, type Header } from 'tar-stream';
@@ -111,7 +111,7 @@ export async function beginSnapshot(
   const exclude = new Set((opts.exclude ?? []).map((r) => r.replace(/^\/+|\/+$/g, '')));
   const isLiveRoot = (rel: string) => live.includes(rel);
   // Nothing created from now on belongs to the stage: entries under the live roots born later are skipped.
-  const since = BigInt(Date.now()) * 1_000_000n;
+  const since = await fsClock(dir);
   const list = async (rel: string, out: Item[], bornBefore?: bigint): Promise<void> => {
     const names = (await readdir(rel ? join(dir, rel) : dir)).sort();
     const sts = await Promise.all(names.map((n) => lstat(join(dir, rel, n), { bigint: true }).catch(() => undefined)));
@@ -119,7 +119,7 @@ export async function beginSnapshot(
       const r = rel ? `${rel}/${names[i]}` : names[i];
       const st = sts[i];
       if (exclude.has(r) || !st) continue;
-      if (bornBefore !== undefined && st.birthtimeNs >= bornBefore) continue;
+      if (bornBefore !== undefined && st.birthtimeNs > bornBefore) continue;
       out.push({ rel: r, st });
       // Live roots are listed later (finish), while the next stage runs.
       if (st.isDirectory() && (bornBefore !== undefined || !isLiveRoot(r))) await list(r, out, bornBefore);
@@ -193,7 +193,7 @@ export async function beginSnapshot(
           if (deferList) for (const it of items.filter((x) => isLiveRoot(x.rel) && x.st.isDirectory())) await list(it.rel, liveItems, since);
           for (const it of liveItems) {
             // A file changed since the snapshot began is not the stage's any more (directories change as entries are added).
-            if (!carriable(it) || (!it.st.isDirectory() && it.st.ctimeNs >= since)) changed = true;
+            if (!carriable(it) || (!it.st.isDirectory() && it.st.ctimeNs > since)) changed = true;
             if (changed) break;
             await add(it, true);
           }
@@ -230,6 +230,29 @@ async function xattrProbe(): Promise<((path: string) => boolean) | undefined> {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * "Now" on the tree's own file system clock, which is coarse (one kernel tick):
+ * no entry made before the call is stamped later than the value returned, and
+ * the call returns only once the clock has moved on, so every entry made after
+ * it is stamped later. (Date.now() is finer than the stamps and not comparable:
+ * a file made just before it could look born after.)
+ */
+async function fsClock(dir: string): Promise<bigint> {
+  let n = 0;
+  const stamp = async () => {
+    const probe = join(dir, `.nsbox-clock-${process.pid}-${n++}`);
+    await writeFile(probe, '');
+    try { return (await lstat(probe, { bigint: true })).ctimeNs; } finally { await unlink(probe); }
+  };
+  let t: bigint;
+  try { t = await stamp(); } catch { return BigInt(Date.now()) * 1_000_000n; }
+  for (let i = 0; i < 1000; i++) {
+    if ((await stamp()) > t) break;
+    await new Promise((r) => setTimeout(r, 1));
+  }
+  return t;
 }
 
 /** Whether a path still is what the listing saw (same inode, same change time). */

@@ -31,7 +31,13 @@ export class TestNetns {
   }
   /** A background shell command inside. */
   bg(cmd: string) {
-    return spawn('nsenter', [`--net=${this.path}`, 'sh', '-c', cmd], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // Its own process group: kill() ends the whole pipeline (a listener left
+    // behind would hold the pipes, and mocha, open after the last test).
+    const child = spawn('nsenter', [`--net=${this.path}`, 'sh', '-c', cmd], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    child.kill = (signal: NodeJS.Signals | number = 'SIGTERM') => {
+      try { process.kill(-child.pid!, signal); return true; } catch { return false; }
+    };
+    return child;
   }
   /** nsbox run inside, synchronously. */
   nsbox(args: string[], timeout = 60_000): SpawnSyncReturns<string> {
