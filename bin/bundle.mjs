@@ -75,10 +75,13 @@ const fs = require('node:fs');
 const path = require('node:path');
 const vm = require('node:vm');
 const Module = require('node:module');
+// A cache holds only the functions its first run compiled: nsbox run, the path whose start-up is
+// measured, keeps its own, so a first run of another command (--help, list) cannot leave it lazy.
+const flavour = process.argv[2] === 'run' ? '.run' : '';
 function load(name, parent) {
   const file = path.join(__dirname, name);
   const source = fs.readFileSync(file, 'utf8');
-  const cacheFile = path.join(__dirname, '.' + name + '.' + process.version + '.' + process.arch + '.v8cache');
+  const cacheFile = path.join(__dirname, '.' + name + flavour + '.' + process.version + '.' + process.arch + '.v8cache');
   let cachedData;
   try { cachedData = fs.readFileSync(cacheFile); } catch {}
   const script = new vm.Script(Module.wrap(source), { filename: file, cachedData });
