@@ -11,6 +11,7 @@ import tty from 'node:tty';
 import { native } from '../runtime/native.js';
 import { bootTree, removeTree } from '../test/helpers/debian-trees.js';
 import { NSBOX } from '../test/helpers/cli.js';
+import { nspawnArgv, removeNspawnCgroups } from './nspawn.js';
 
 const runs = Number(process.argv[2] ?? 5);
 const suite = process.argv[3] ?? 'bookworm';
@@ -55,9 +56,8 @@ const results: Record<string, Result[]> = { nsbox: [], 'systemd-nspawn': [] };
 for (let i = 0; i < runs; i++) {
   results.nsbox.push(await bootOnce(process.execPath, [NSBOX, 'run', '-b', '-q', '-D', tree, '-M', 'bench-boot']));
   if (nspawnAvailable) {
-    // nspawn starts here only in a private mount namespace with a tmpfs /run (shared/DESIGN.md)
-    results['systemd-nspawn'].push(await bootOnce('unshare', ['-m', 'sh', '-c',
-      'mount -t tmpfs tmpfs /run && exec systemd-nspawn --register=no --keep-unit -q -b -D "$0" -M bench-boot', tree]));
+    const [cmd, ...args] = nspawnArgv(['-b', '-D', tree, '-M', 'bench-boot']);
+    results['systemd-nspawn'].push(await bootOnce(cmd, args));
   }
 }
 const n = results.nsbox, s = results['systemd-nspawn'];
@@ -73,4 +73,5 @@ if (s.length) {
 }
 console.log(`  nsbox supervisor resident memory while running: ${(median(n.map((r) => r.rssKiB ?? 0)) / 1024).toFixed(1)} MiB (target <= 60 MiB)`);
 removeTree(tree);
+removeNspawnCgroups();
 process.exit(0);

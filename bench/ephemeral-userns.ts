@@ -12,13 +12,13 @@ import { native } from '../runtime/native.js';
 import { makeBusyboxTree } from '../test/helpers/tree.js';
 import { bootTree, removeTree } from '../test/helpers/debian-trees.js';
 import { NSBOX } from '../test/helpers/cli.js';
+import { nspawnArgv, removeNspawnCgroups } from './nspawn.js';
 
 const runs = Number(process.argv[2] ?? 10);
 const suite = process.argv[3] ?? 'bookworm';
 const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
 const hasNspawn = existsSync('/usr/bin/systemd-nspawn');
-// nspawn starts here only in a private mount namespace with a tmpfs /run (shared/DESIGN.md)
-const nspawn = (args: string[]) => ['unshare', ['-m', 'sh', '-c', 'mount -t tmpfs tmpfs /run && exec systemd-nspawn --register=no --keep-unit -q "$@"', 'sh', ...args]] as const;
+const nspawn = (args: string[]) => { const [cmd, ...rest] = nspawnArgv(args); return [cmd, rest] as const; };
 
 function time(cmd: string, args: readonly string[]): number {
   const t0 = process.hrtime.bigint();
@@ -92,4 +92,5 @@ for (let i = 0; i < bootRuns + 1; i++) {
 row(`-U -b ${suite} to the login prompt`, u.n, u.s);
 removeTree(treeN);
 removeTree(treeS);
+removeNspawnCgroups();
 process.exit(0);

@@ -19,6 +19,7 @@ import { native } from '../runtime/native.js';
 import { bootTree, removeTree } from '../test/helpers/debian-trees.js';
 import { NSBOX } from '../test/helpers/cli.js';
 import { TestNetns } from '../test/helpers/netns.js';
+import { nspawnArgv, removeNspawnCgroups } from './nspawn.js';
 
 const runs = Number(process.argv[2] ?? 3);
 const seconds = Number(process.argv[3] ?? 3);
@@ -27,7 +28,6 @@ const ns = new TestNetns('bench');
 const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const inNs = (cmd: string, args: string[]) => ['nsenter', [`--net=${ns.path}`, cmd, ...args]] as const;
-const NSPAWN = (args: string) => ['unshare', '-m', 'sh', '-c', `mount -t tmpfs tmpfs /run && exec systemd-nspawn --register=no --keep-unit -q ${args}`];
 const nspawnAvailable = existsSync('/usr/bin/systemd-nspawn');
 
 async function bootOnce(argv: string[]): Promise<number> {
@@ -87,8 +87,8 @@ async function nsboxThroughput(): Promise<Throughput> {
 }
 
 async function nspawnThroughput(): Promise<Throughput> {
-  const binds = iperfBinds.map((b) => `--bind-ro=${b}`).join(' ');
-  const [cmd, args] = inNs(NSPAWN('')[0], [...NSPAWN(`-n -p 15202:5201 ${binds} -D "$0" -M bench-nsp /usr/bin/iperf3 -s`).slice(1), tree]);
+  const argv = nspawnArgv(['-n', '-p', '15202:5201', ...iperfBinds.map((b) => `--bind-ro=${b}`), '-D', tree, '-M', 'bench-nsp', '/usr/bin/iperf3', '-s']);
+  const [cmd, args] = inNs(argv[0], argv.slice(1));
   const c = spawn(cmd, args, { stdio: 'ignore', detached: true });
   try {
     await waitFor('ve-bench-nsp', () => ns.links().includes('ve-bench-nsp'));
@@ -106,7 +106,7 @@ async function nspawnThroughput(): Promise<Throughput> {
 const boot: Record<string, number[]> = { nsbox: [], 'systemd-nspawn': [] };
 for (let i = 0; i < runs; i++) {
   boot.nsbox.push(await bootOnce([process.execPath, NSBOX, 'run', '-b', '-q', '-n', '-D', tree, '-M', 'bench-boot']));
-  if (nspawnAvailable) boot['systemd-nspawn'].push(await bootOnce([...NSPAWN('-n -b -D "$0" -M bench-boot'), tree]));
+  if (nspawnAvailable) boot['systemd-nspawn'].push(await bootOnce(nspawnArgv(['-n', '-b', '-D', tree, '-M', 'bench-boot'])));
 }
 const tn = await nsboxThroughput();
 const ts = nspawnAvailable ? await nspawnThroughput() : undefined;
@@ -121,4 +121,5 @@ row('TCP host -> container, -p (host addr)', tn.port, ts?.port, 'Gbit/s', 2);
 row('TCP host -> container, -p 127.0.0.1', tn.loopback!, undefined, 'Gbit/s (nspawn: not forwarded)', 2);
 ns.remove();
 removeTree(tree);
+removeNspawnCgroups();
 process.exit(0);

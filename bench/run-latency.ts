@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, rmSync } from 'node:fs';
 import { makeBusyboxTree } from '../test/helpers/tree.js';
 import { NSBOX } from '../test/helpers/cli.js';
+import { nspawnArgv, removeNspawnCgroups } from './nspawn.js';
 
 const runs = Number(process.argv[2] ?? 30);
 const tree = makeBusyboxTree({ name: 'nsbox-bench-' });
@@ -25,8 +26,8 @@ const cases: [string, string, string[]][] = [
   ['nsbox run /bin/true', process.execPath, [NSBOX, 'run', '-D', tree, '/bin/true']],
 ];
 if (existsSync('/usr/bin/systemd-nspawn')) {
-  cases.push(['systemd-nspawn /bin/true', 'unshare', ['-m', 'sh', '-c',
-    'mount -t tmpfs tmpfs /run && exec systemd-nspawn --register=no --keep-unit -q --console=pipe -D "$0" /bin/true', tree]]);
+  const [cmd, ...args] = nspawnArgv(['--console=pipe', '-D', tree, '/bin/true']);
+  cases.push(['systemd-nspawn /bin/true', cmd, args]);
 }
 const results = new Map<string, number[]>();
 for (const [name] of cases) results.set(name, []);
@@ -42,3 +43,4 @@ if (results.has('systemd-nspawn /bin/true')) {
   console.log(`  nsbox / systemd-nspawn        ${(nsbox / median(results.get('systemd-nspawn /bin/true')!)).toFixed(2)}x`);
 }
 rmSync(tree, { recursive: true, force: true });
+removeNspawnCgroups();
