@@ -1,19 +1,13 @@
 /**
  * Streaming compressors for exported archives, with settings fixed so that
- * the same input gives the same bytes on every run (what mmdebstrap gets
- * from the compressors' defaults): gzip level 6 through zlib (no file name,
- * mtime 0, OS byte "Unix"), xz preset 6 single-threaded with a CRC64 check
- * (xz's own defaults, the same bytes as `xz -6 -T1`), zstd level 3 with a
- * checksum, single-threaded.
- *
- * zlib and liblzma work on libuv's thread pool, beside the tar writer;
- * zstd-napi compresses on the calling thread. zstd's own workers do not
- * help through zstd-napi (it spins while they work), and a worker thread
- * of our own cost ~0.4 s more CPU on a minbase tree than it could save on
- * two cores (measured here): zstd stays on the main thread.
+ * the same input gives the same bytes on every run and machine: gzip level 6
+ * and zstd level 3 with a checksum, both cut into fixed blocks compressed on
+ * worker threads (./block-compress.ts: a single gzip member as pigz writes
+ * it, zstd frames of 8 MiB); xz preset 6 single-threaded with a CRC64 check
+ * on libuv's thread pool (the same bytes as `xz -6 -T1`).
  */
 import { PassThrough, type Transform } from 'node:stream';
-import { createGzip } from 'node:zlib';
+import { BlockCompressor } from './block-compress.js';
 import type { Compression } from './decompress.js';
 
 /**
@@ -27,14 +21,19 @@ export async function createCompressor(kind: Exclude<Compression, 'bzip2'>): Pro
     case 'none':
       return new PassThrough();
     case 'gzip':
-      return createGzip({ level: 6, chunkSize: 1 << 18 });
+      return new BlockCompressor('gzip');
     case 'xz': {
       const { createXz } = await import('node-liblzma');
       return createXz({ preset: 6, threads: 1, check: 4 /* LZMA_CHECK_CRC64 */, chunkSize: 1 << 18 }) as unknown as Transform;
     }
     case 'zstd': {
-      const { CompressStream } = await import('zstd-napi');
-      return new CompressStream({ compressionLevel: 3, checksumFlag: true });
+      await import('zstd-napi'); // fails here, in one piece, where the addon cannot load
+      return new BlockCompressor('zstd');
     }
   }
+}
+
+/** Buffers for packTree's `buffers` that `compressor` takes without a copy, where it has them. */
+export function compressorBuffers(compressor: Transform): (() => Buffer) | undefined {
+  return compressor instanceof BlockCompressor ? compressor.takeBuffer : undefined;
 }

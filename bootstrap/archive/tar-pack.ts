@@ -30,6 +30,12 @@ export interface PackOptions {
   /** Tree-relative paths (`var/lib/x`) left out, with everything below them. */
   exclude?: string[];
   signal?: AbortSignal;
+  /**
+   * Where output chunks come from, all of one size (a compressor's recycled
+   * blocks: file data is read straight into them, and a fresh page costs more
+   * than a copy); each is filled whole before it is yielded, but the last.
+   */
+  buffers?: () => Buffer;
 }
 
 /** What a pack wrote and left out (filled in while the stream is read). */
@@ -53,9 +59,15 @@ const NOATIME = process.getuid?.() === 0 ? (C.O_NOATIME ?? 0) : 0;
 /** Output chunks built in place: headers copied in, file data read straight in. */
 class Chunks {
   ready: Buffer[] = [];
-  #buf = Buffer.allocUnsafe(CHUNK);
+  readonly #alloc: () => Buffer;
+  #buf: Buffer;
   #pos = 0;
   total = 0;
+
+  constructor(alloc: () => Buffer = () => Buffer.allocUnsafe(CHUNK)) {
+    this.#alloc = alloc;
+    this.#buf = alloc();
+  }
 
   push(b: Buffer): void {
     for (let off = 0; off < b.length;) {
@@ -67,7 +79,7 @@ class Chunks {
 
   zeros(n: number): void {
     while (n > 0) {
-      const k = Math.min(n, CHUNK - this.#pos);
+      const k = Math.min(n, this.#buf.length - this.#pos);
       this.#buf.fill(0, this.#pos, this.#pos + k);
       this.#advance(k);
       n -= k;
@@ -76,7 +88,7 @@ class Chunks {
 
   /** Reads up to `n` bytes of `fd` at `position` into the chunk; returns how many came. */
   read(fd: number, n: number, position: number): number {
-    const got = readSync(fd, this.#buf, this.#pos, Math.min(n, CHUNK - this.#pos), position);
+    const got = readSync(fd, this.#buf, this.#pos, Math.min(n, this.#buf.length - this.#pos), position);
     this.#advance(got);
     return got;
   }
@@ -84,9 +96,9 @@ class Chunks {
   #advance(n: number): void {
     this.#pos += n;
     this.total += n;
-    if (this.#pos === CHUNK) {
+    if (this.#pos === this.#buf.length) {
       this.ready.push(this.#buf);
-      this.#buf = Buffer.allocUnsafe(CHUNK);
+      this.#buf = this.#alloc();
       this.#pos = 0;
     }
   }
@@ -132,7 +144,7 @@ export function packTree(root: string, opts: PackOptions = {}): { stream: AsyncG
 
 async function* generate(root: string, opts: PackOptions, stats: PackStats): AsyncGenerator<Buffer> {
   const readXattrs = await loadXattrReader();
-  const out = new Chunks();
+  const out = new Chunks(opts.buffers);
   const rootBuf = Buffer.from(root === '/' ? '' : root);
   const exclude = new Set((opts.exclude ?? []).map((p) => p.replace(/^\.?\/+|\/+$/g, '')));
   const links = new Map<string, Buffer>();

@@ -23,11 +23,11 @@
 import { spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, openSync, realpathSync, renameSync, rmSync, statSync, createWriteStream } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
-import type { Readable } from 'node:stream';
+import type { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { AbortedError, NsboxError, UsageError } from '../../errors.js';
 import { packTree, type PackStats } from '../archive/tar-pack.js';
-import { createCompressor } from '../compress.js';
+import { createCompressor, compressorBuffers } from '../compress.js';
 import { sourceDateEpoch } from '../source-date.js';
 import { MARKER } from '../tree-state.js';
 import { imageConfig, treePlatform, type ConfigInput } from './oci-config.js';
@@ -109,12 +109,12 @@ function tempBeside(path: string): string {
   return join(dirname(path), `.${basename(path)}.nsbox-${process.pid}-${Math.random().toString(36).slice(2, 8)}.tmp`);
 }
 
-async function writeFileAtomic(path: string, source: AsyncIterable<Buffer> | Readable, compression: 'none' | 'gzip' | 'xz' | 'zstd', signal?: AbortSignal): Promise<number> {
+async function writeFileAtomic(path: string, source: AsyncIterable<Buffer> | Readable, compressor: Transform, signal?: AbortSignal): Promise<number> {
   const tmp = tempBeside(path);
   try {
     // opened now, not when the stream gets to it: a pipeline that fails first must not create the file after its removal
     const sink = createWriteStream('', { fd: openSync(tmp, 'wx', 0o644) });
-    await pipeline(source, await createCompressor(compression), sink, { signal });
+    await pipeline(source, compressor, sink, { signal });
     renameSync(tmp, path);
     return sink.bytesWritten;
   } finally {
@@ -123,14 +123,15 @@ async function writeFileAtomic(path: string, source: AsyncIterable<Buffer> | Rea
 }
 
 async function exportTar(root: string, t: Extract<OutputTarget, { kind: 'tar' }>, sde: number | undefined, signal?: AbortSignal): Promise<ExportResult> {
-  const { stream, stats } = packTree(root, { clampMtime: sde, signal });
+  const compressor = await createCompressor(t.compression);
+  const { stream, stats } = packTree(root, { clampMtime: sde, signal, buffers: compressorBuffers(compressor) });
   let bytes: number;
   if (t.path === '-') {
     const tap = new HashTap();
-    await pipeline(stream, await createCompressor(t.compression), tap, process.stdout, { signal, end: false });
+    await pipeline(stream, compressor, tap, process.stdout, { signal, end: false });
     bytes = tap.bytes;
   } else {
-    bytes = await writeFileAtomic(t.path, stream, t.compression, signal);
+    bytes = await writeFileAtomic(t.path, stream, compressor, signal);
   }
   return { output: t.path, format: TAR_FORMAT[t.compression], bytes, stats };
 }
@@ -171,10 +172,11 @@ async function exportOci(root: string, t: Extract<OutputTarget, { kind: 'oci' }>
     const writer = new LayoutWriter(layoutDir);
     writer.init();
     const compression = opts.layerCompression ?? 'gzip';
-    const { stream, stats } = packTree(root, { clampMtime: sde, devices: false, refuseWhiteoutNames: true, signal: opts.signal });
+    const compressor = await createCompressor(compression);
+    const { stream, stats } = packTree(root, { clampMtime: sde, devices: false, refuseWhiteoutNames: true, signal: opts.signal, buffers: compressorBuffers(compressor) });
     const diff = new HashTap();
     const mediaType = compression === 'gzip' ? MEDIA.layerGzip : compression === 'zstd' ? MEDIA.layerZstd : MEDIA.layer;
-    const layerDesc = await writer.blobFromStream([stream, diff, await createCompressor(compression)], mediaType, opts.signal);
+    const layerDesc = await writer.blobFromStream([stream, diff, compressor], mediaType, opts.signal);
     const created = new Date((sde ?? Date.now() / 1000) * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
     const config = writer.blobFromJson(imageConfig(root, opts, [diff.digest()], created), MEDIA.config);
     const manifest = writer.blobFromJson({ schemaVersion: 2, mediaType: MEDIA.manifest, config, layers: [layerDesc] }, MEDIA.manifest);
@@ -183,7 +185,7 @@ async function exportOci(root: string, t: Extract<OutputTarget, { kind: 'oci' }>
     let bytes = layerDesc.size;
     if (t.archive) {
       const packed = packTree(layoutDir, { clampMtime: sde, owner: { uid: 0, gid: 0 }, signal: opts.signal });
-      bytes = await writeFileAtomic(t.path, packed.stream, 'none', opts.signal);
+      bytes = await writeFileAtomic(t.path, packed.stream, await createCompressor('none'), opts.signal);
     } else if (fresh) {
       renameSync(layoutDir, t.path);
     }
