@@ -3,7 +3,7 @@
  * the same input gives the same bytes on every run and machine: gzip level 6
  * and zstd level 3 with a checksum, both cut into fixed blocks compressed on
  * worker threads (./block-compress.ts: a single gzip member as pigz writes
- * it, zstd frames of 8 MiB); xz preset 6 single-threaded with a CRC64 check
+ * it, zstd frames of 4 MiB); xz preset 6 single-threaded with a CRC64 check
  * on libuv's thread pool (the same bytes as `xz -6 -T1`).
  */
 import { PassThrough, type Transform } from 'node:stream';

@@ -90,7 +90,7 @@ describe('bootstrap/block-compress', function () {
     });
 
     it(`${kind}: a source that fails fails the pipeline, with its own error`, async () => {
-      async function* failing() { yield data.subarray(0, 9 << 20); throw new Error('disk went away'); }
+      async function* failing() { yield data.subarray(0, 5 << 20); throw new Error('disk went away'); }
       await assert.rejects(pipeline(failing(), new BlockCompressor(kind), new Writable({ write(_c, _e, cb) { cb(); } })), /disk went away/);
     });
   }
