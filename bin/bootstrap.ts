@@ -5,6 +5,7 @@
  * and one summary line at the end.
  */
 import { existsSync, mkdtempSync, rmSync, writeSync } from 'node:fs';
+import { markCacheWorthy } from './code-cache.js';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
@@ -226,6 +227,7 @@ async function bootstrapTo(distro: string, dir: string, flags: BootstrapFlags, o
     process.off('SIGHUP', onSignal);
   }
   const seconds = (Date.now() - started) / 1000;
+  markCacheWorthy();
   if (flags.json) {
     writeSync(1, `${JSON.stringify({ type: 'result', ...result, seconds })}\n`);
   } else if (!flags.quiet) {

@@ -4,6 +4,7 @@
  * (bootstrap/image/export.ts).
  */
 import { existsSync, statSync, writeSync } from 'node:fs';
+import { markCacheWorthy } from './code-cache.js';
 import { Command, CommanderError, Option } from 'commander';
 import { UsageError } from '../errors.js';
 import { formatBytes } from '../bootstrap/progress.js';
@@ -101,6 +102,7 @@ export async function main(argv: string[]): Promise<number> {
     cmd: o.cmd === undefined ? undefined : parseCommand(o.cmd, '--cmd'),
     env: o.env, workdir: o.workdir, user: o.user, labels, arch: o.arch, layerCompression: o.layerCompression, signal,
   }));
+  markCacheWorthy();
   // a tar on stdout leaves stdout to the tar
   const fd = result.output === '-' ? 2 : 1;
   if (o.json) writeSync(fd, `${JSON.stringify({ type: 'export', tree, ...result })}\n`);

@@ -4,6 +4,7 @@
  * `nsbox run -M NAME` finds it.
  */
 import { writeSync } from 'node:fs';
+import { markCacheWorthy } from './code-cache.js';
 import { Command, CommanderError, Option } from 'commander';
 import { SetupError, UsageError } from '../errors.js';
 import { join } from 'node:path';
@@ -60,6 +61,7 @@ export async function main(argv: string[]): Promise<number> {
     if (running) throw new UsageError(`cannot replace image \`${checkImageName(target)}\`: it is running as machine \`${running.name}\``, { hint: `stop it first: nsbox stop ${running.name}` });
   }
   const result = await withSignals((signal) => importImage(src, name, { force: o.force, signal, warn: (m) => writeSync(2, `nsbox: warning: ${m}\n`) }));
+  markCacheWorthy();
   if (o.json) writeSync(1, `${JSON.stringify({ type: 'import', ...result })}\n`);
   else if (!o.quiet) {
     writeSync(1, `Imported ${source} as ${result.name} in ${result.path}: ${result.entries} entries${result.layers !== undefined ? ` from ${result.layers} layer${result.layers === 1 ? '' : 's'}` : ''}\n`);

@@ -4,6 +4,7 @@ import { NsboxError } from '../errors.js';
 import { parseRunArgs, RUN_HELP } from '../runtime/args.js';
 import { normalizeRunOptions } from '../runtime/options.js';
 import { isatty } from '../runtime/isatty.js';
+import { markCacheWorthy } from './code-cache.js';
 
 export async function main(argv: string[]): Promise<number> {
   try {
@@ -13,7 +14,9 @@ export async function main(argv: string[]): Promise<number> {
     const listen = inheritedSockets();
     const opts = normalizeRunOptions({ ...parsed, ...listen }, { isTTY: isatty(0) && isatty(1) });
     const { runOrBoot } = await import('../runtime/run.js');
-    return await runOrBoot(opts);
+    const status = await runOrBoot(opts);
+    markCacheWorthy(); // the container ran, whatever its status
+    return status;
   } catch (e) {
     // nsbox's own failures exit 125 so they never look like the command's status.
     if (e instanceof NsboxError && ![126, 127].includes(e.exitCode)) Object.defineProperty(e, 'exitCode', { value: 125 });
