@@ -187,7 +187,10 @@ export class BlockCompressor extends Transform {
   }
 
   #stop(): void {
-    for (const w of this.#workers) void w.terminate();
+    for (const w of this.#workers) {
+      w.removeAllListeners('exit'); // terminate() ends it with status 1: not a failure
+      void w.terminate();
+    }
     this.#workers = [];
   }
 }
