@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildPlan, MASKED_PROC, type PlanFacts } from '../../runtime/plan.js';
@@ -10,6 +10,7 @@ import { DEFAULT_CAPS, parseCapabilities } from '../../runtime/caps.js';
 import { containerUuid } from '../../runtime/supervise.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'nsbox-plan-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
 const facts: PlanFacts = { uuid: '00000000-0000-4000-8000-000000000000', resolvConf: { kind: 'file' }, hostResolvConf: '/etc/resolv.conf', ttyGid: 5, home: '/root', argv: ['/bin/true'], cgroup: '/sys/fs/cgroup/x' };
 
 describe('runtime/args: parsing run options like systemd-nspawn', () => {

@@ -124,7 +124,7 @@ int main(void) {
   return 0;
 }
 `);
-    try { execFileSync('cc', ['-static', '-O1', '-o', join(tree, 'escape'), src]); } catch { this.skip(); }
+    try { execFileSync('cc', ['-static', '-O1', '-o', join(tree, 'escape'), src]); } catch { this.skip(); } finally { rmSync(src, { force: true }); }
     const r = nsbox(['run', '-D', tree, '/escape']);
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stdout.trim(), 'inside');

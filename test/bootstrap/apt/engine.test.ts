@@ -20,11 +20,17 @@ import { hostMirrors } from '../../../recipes/debian.js';
 
 const mirror = hostMirrors().mirror;
 
+const made: string[] = [];
+/** A scratch directory, removed with what is left in it after the last test. */
 function tmp(prefix = 'nsbox-engine-'): string {
   const d = mkdtempSync(join(tmpdir(), prefix));
   execFileSync('chmod', ['755', d]);
+  made.push(d);
   return d;
 }
+after(() => {
+  for (const d of made) try { rmSync(d, { recursive: true, force: true }); } catch { /* a mount left busy: the tmp cleaner's */ }
+});
 
 /** JSON events printed by `--json`. */
 function events(stdout: string): Array<Record<string, unknown>> {
