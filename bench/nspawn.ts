@@ -5,8 +5,9 @@
  * (--keep-unit at the root cgroup leaves a -U container no cgroup it may
  * write: its systemd stops at "Failed to create /init.scope control group").
  */
-import { readdirSync, rmdirSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { removeCgroup } from '../runtime/cgroup.js';
 
 const GROUP = 'nsbox-bench-nspawn';
 const HIERARCHIES = ['/sys/fs/cgroup/unified', '/sys/fs/cgroup/systemd', '/sys/fs/cgroup'];
@@ -22,12 +23,5 @@ export function nspawnArgv(args: string[]): string[] {
 
 /** Removes the benches' nspawn cgroups (and what nspawn and its container made below them). */
 export function removeNspawnCgroups(): void {
-  const remove = (dir: string): void => {
-    for (const e of readdirSync(dir, { withFileTypes: true })) if (e.isDirectory()) remove(join(dir, e.name));
-    try { rmdirSync(dir); } catch { /* still busy: a container not yet gone */ }
-  };
-  for (const h of HIERARCHIES) {
-    const dir = join(h, GROUP);
-    try { if (statSync(dir).isDirectory()) remove(dir); } catch { /* not made here */ }
-  }
+  for (const h of HIERARCHIES) if (existsSync(join(h, GROUP))) removeCgroup(join(h, GROUP));
 }

@@ -5,7 +5,6 @@
  * and one summary line at the end.
  */
 import { existsSync, mkdtempSync, rmSync, writeSync } from 'node:fs';
-import { markCacheWorthy } from './code-cache.js';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
@@ -15,6 +14,7 @@ import { addPostFlags, answersFromFlags, applyAnswers, checkAnswers, requireAnsw
 import { isatty } from '../runtime/isatty.js';
 import type { OutputTarget } from '../bootstrap/image/spec.js';
 import { withSignals } from './signals.js';
+import { markCacheWorthy } from './code-cache.js';
 
 /** The flags as commander hands them over (`--no-verify` → verify: false). */
 export interface BootstrapFlags extends Record<string, unknown> {

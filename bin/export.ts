@@ -4,7 +4,6 @@
  * (bootstrap/image/export.ts).
  */
 import { existsSync, statSync, writeSync } from 'node:fs';
-import { markCacheWorthy } from './code-cache.js';
 import { Command, CommanderError, Option } from 'commander';
 import { UsageError } from '../errors.js';
 import { formatBytes } from '../bootstrap/progress.js';
@@ -12,6 +11,7 @@ import { parseCommand } from '../bootstrap/image/oci-config.js';
 import { findImage, IMAGE_DIRS } from '../runtime/images.js';
 import type { ExportResult } from '../bootstrap/image/export.js';
 import { withSignals } from './signals.js';
+import { markCacheWorthy } from './code-cache.js';
 
 const list = (v: string, prev: string[] = []) => [...prev, v];
 

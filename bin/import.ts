@@ -4,13 +4,13 @@
  * `nsbox run -M NAME` finds it.
  */
 import { writeSync } from 'node:fs';
-import { markCacheWorthy } from './code-cache.js';
 import { Command, CommanderError, Option } from 'commander';
 import { SetupError, UsageError } from '../errors.js';
 import { join } from 'node:path';
 import { IMPORT_DIR } from '../runtime/images.js';
 import * as registry from '../runtime/registry.js';
 import { withSignals } from './signals.js';
+import { markCacheWorthy } from './code-cache.js';
 
 function importCommand(): Command {
   return new Command('nsbox import')

@@ -54,43 +54,46 @@ parentPort.on('message', ({ id, block, length, dict }) => {
 `;
 
 interface Done { out: Buffer; crc: number; length: number }
+interface Pending { length: number; resolve: (d: Done) => void; reject: (e: Error) => void }
 
 /** A Transform compressing with `kind` on worker threads; see the module comment for the format. */
 export class BlockCompressor extends Transform {
   readonly #kind: BlockKind;
   readonly #size: number;
   readonly #threads: number;
+  readonly #zstdBinding: string | undefined;
   #workers: Worker[] = [];
   #free: ArrayBuffer[] = [];
   #cur: Buffer | undefined;
   #fill = 0;
-  #prevTail: Buffer | undefined;
+  /** gzip: the last 32 KiB of the block sent before, the next block's dictionary. */
+  #prevTail: ArrayBuffer | undefined;
   #next = 0;
-  #waiting = new Map<number, { resolve: (d: Done) => void; reject: (e: Error) => void }>();
+  #waiting = new Map<number, Pending>();
+  /** One per block sent, in order. */
   #results: Promise<Done>[] = [];
   #failed: Error | undefined;
   #crc = 0;
   #total = 0;
-  #started = false;
 
   constructor(kind: BlockKind, opts: { threads?: number } = {}) {
     super();
     this.#kind = kind;
     this.#size = BLOCK[kind];
     this.#threads = Math.max(1, Math.min(opts.threads ?? availableParallelism(), 8));
+    // resolved here, where a missing addon fails the export before it starts; the workers load it
+    this.#zstdBinding = kind === 'zstd' ? createRequire(import.meta.url).resolve('zstd-napi/binding') : undefined;
   }
 
   #start(): void {
-    this.#started = true;
     if (this.#kind === 'gzip') this.push(Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3])); // no name, mtime 0, OS Unix
-    const zstdBinding = this.#kind === 'zstd' ? createRequire(import.meta.url).resolve('zstd-napi/binding') : undefined;
     for (let i = 0; i < this.#threads; i++) {
-      const w = new Worker(WORKER, { eval: true, workerData: { kind: this.#kind, zstdBinding, blockSize: this.#size } });
+      const w = new Worker(WORKER, { eval: true, workerData: { kind: this.#kind, zstdBinding: this.#zstdBinding, blockSize: this.#size } });
       w.on('message', (m: { id: number; out: ArrayBuffer; crc: number; block: ArrayBuffer }) => {
         const job = this.#waiting.get(m.id)!;
         this.#waiting.delete(m.id);
         this.#free.push(m.block);
-        job.resolve({ out: Buffer.from(m.out), crc: m.crc, length: 0 });
+        job.resolve({ out: Buffer.from(m.out), crc: m.crc, length: job.length });
       });
       w.on('error', (e) => this.#fail(e));
       w.on('exit', (code) => { if (code !== 0 && !this.destroyed) this.#fail(new Error(`a compression thread exited with status ${code}`)); });
@@ -106,16 +109,13 @@ export class BlockCompressor extends Transform {
 
   /** Sends the block being filled (its first `#fill` bytes) to a worker. */
   #dispatch(): void {
-    if (!this.#started) this.#start();
+    if (this.#next === 0) this.#start();
     const block = this.#cur!, length = this.#fill;
     const id = this.#next++;
-    let dict: ArrayBuffer | undefined;
-    if (this.#kind === 'gzip') {
-      if (this.#prevTail) dict = this.#prevTail.buffer.slice(this.#prevTail.byteOffset, this.#prevTail.byteOffset + this.#prevTail.length) as ArrayBuffer;
-      this.#prevTail = Buffer.from(block.subarray(Math.max(0, length - WINDOW), length)); // copied: the block goes to the worker
-    }
-    const done = new Promise<Done>((resolve, reject) => this.#waiting.set(id, { resolve, reject }));
-    const result = done.then((d) => ({ ...d, length }));
+    const dict = this.#prevTail;
+    // copied (ArrayBuffer.slice): the block itself goes to the worker
+    if (this.#kind === 'gzip') this.#prevTail = block.buffer.slice(block.byteOffset + Math.max(0, length - WINDOW), block.byteOffset + length) as ArrayBuffer;
+    const result = new Promise<Done>((resolve, reject) => this.#waiting.set(id, { length, resolve, reject }));
     result.catch(() => { /* seen when drained: a failure before then is not an unhandled one */ });
     this.#results.push(result);
     const worker = this.#workers[id % this.#workers.length];
@@ -150,15 +150,14 @@ export class BlockCompressor extends Transform {
       this.#cur = chunk; // a whole block of its own (takeBuffer's): sent as it is
       this.#fill = chunk.length;
       this.#dispatch();
-      this.#drain(this.#threads * 2).then(() => cb(), cb);
-      return;
-    }
-    for (let off = 0; off < chunk.length;) {
-      this.#cur ??= this.takeBuffer();
-      const n = chunk.copy(this.#cur, this.#fill, off);
-      this.#fill += n;
-      off += n;
-      if (this.#fill === this.#size) this.#dispatch();
+    } else {
+      for (let off = 0; off < chunk.length;) {
+        this.#cur ??= this.takeBuffer();
+        const n = chunk.copy(this.#cur, this.#fill, off);
+        this.#fill += n;
+        off += n;
+        if (this.#fill === this.#size) this.#dispatch();
+      }
     }
     this.#drain(this.#threads * 2).then(() => cb(), cb);
   }

@@ -26,10 +26,8 @@ export async function createCompressor(kind: Exclude<Compression, 'bzip2'>): Pro
       const { createXz } = await import('node-liblzma');
       return createXz({ preset: 6, threads: 1, check: 4 /* LZMA_CHECK_CRC64 */, chunkSize: 1 << 18 }) as unknown as Transform;
     }
-    case 'zstd': {
-      await import('zstd-napi'); // fails here, in one piece, where the addon cannot load
+    case 'zstd':
       return new BlockCompressor('zstd');
-    }
   }
 }
 
